@@ -1,0 +1,198 @@
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, readFile, readdir, readlink, stat, symlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import {
+  AtomicWriteError,
+  cleanupStaleTemps,
+  isRenameBlocked,
+  readFileNoFollow,
+  readFileNoFollowWithStat,
+  removeFileNoFollow,
+  writeFileAtomic,
+  writeFileInPlace,
+} from '../../src/node/atomic-file.js';
+import { builtModule, mountNamespaceUnavailable, runInMountNamespace } from './mount-namespace.js';
+
+async function rejectsWith(t: Test, p: Promise<unknown>, code: string, msg: string): Promise<AtomicWriteError | undefined> {
+  try {
+    await p;
+    t.fail(`${msg}: did not throw`);
+    return undefined;
+  } catch (err) {
+    t.ok(err instanceof AtomicWriteError && err.code === code, `${msg}: ${code} (got ${(err as Error).message})`);
+    return err as AtomicWriteError;
+  }
+}
+
+const tempsIn = async (dir: string) => (await readdir(dir)).filter((n) => n.endsWith('.nnf-tmp'));
+
+t.test('writes content with the exact mode and owner', async (t) => {
+  const dir = t.testdir();
+  const f = join(dir, 'job.env');
+  const old = process.umask(0o077);
+  try {
+    await writeFileAtomic(f, 'A=1\n', { mode: 0o644 });
+  } finally {
+    process.umask(old);
+  }
+  t.equal(await readFile(f, 'utf8'), 'A=1\n');
+  t.equal((await stat(f)).mode & 0o7777, 0o644, 'mode set exactly despite umask 077');
+  const ino = (await stat(f)).ino;
+  await writeFileAtomic(f, 'C=3\n', { mode: 0o600, fsyncDir: false });
+  t.not((await stat(f)).ino, ino, 'replaced by rename (new inode)');
+  t.same(await tempsIn(dir), [], 'no temp file left');
+});
+
+t.test('owner and group applied (as root)', { skip: process.getuid?.() === 0 ? false : 'owner change needs root (CI runs as root)' }, async (t) => {
+  const dir = t.testdir({ f: 'A=1\n' });
+  const f = join(dir, 'f');
+  await writeFileAtomic(f, Buffer.from('B=2\n'), { mode: 0o600, uid: 1234, gid: 5678 });
+  const st = await stat(f);
+  t.equal(st.uid, 1234);
+  t.equal(st.gid, 5678);
+  t.equal(st.mode & 0o7777, 0o600);
+  t.equal(await readFile(f, 'utf8'), 'B=2\n');
+  await writeFileAtomic(f, 'C=3\n', { mode: 0o6755, uid: 1234 });
+  t.equal((await stat(f)).mode & 0o7777, 0o6755, 'set-id bits survive (chmod after chown)');
+  t.equal((await stat(f)).gid, 0, 'gid not given: the creator\'s');
+});
+
+t.test('a symlink at the target is refused, never followed or replaced', async (t) => {
+  const dir = t.testdir({ victim: 'precious\n' });
+  const link = join(dir, 'job.json');
+  await symlink(join(dir, 'victim'), link);
+  const err = await rejectsWith(t, writeFileAtomic(link, 'evil', { mode: 0o600 }), 'SYMLINK_REFUSED', 'symlink target');
+  t.ok(err?.hint, 'has a hint');
+  t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n', 'victim untouched');
+  t.ok((await lstat(link)).isSymbolicLink(), 'link still there');
+  t.same(await tempsIn(dir), [], 'no temp file left');
+
+  // Planted between the check and the rename: refused at the last moment, temp file removed.
+  const f = join(dir, 'late');
+  await rejectsWith(
+    t,
+    writeFileAtomic(f, 'x', { mode: 0o600, beforeRename: () => symlink(join(dir, 'victim'), f) }),
+    'SYMLINK_REFUSED',
+    'symlink planted late',
+  );
+  t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n');
+  t.same(await tempsIn(dir), [], 'no temp file left');
+
+  await mkdir(join(dir, 'adir'));
+  await rejectsWith(t, writeFileAtomic(join(dir, 'adir'), 'x', { mode: 0o600 }), 'NOT_REGULAR_FILE', 'directory target');
+});
+
+t.test('temp file removed on any failure; beforeRename errors pass through', async (t) => {
+  const dir = t.testdir({ target: 'old\n' });
+  const f = join(dir, 'target');
+  const boom = new Error('boom');
+  await t.rejects(writeFileAtomic(f, 'new\n', { mode: 0o644, beforeRename: () => { throw boom; } }), boom);
+  t.equal(await readFile(f, 'utf8'), 'old\n', 'target untouched');
+  t.same(await tempsIn(dir), [], 'temp removed after hook failure');
+
+  const missing = join(dir, 'no-such-dir', 'x');
+  const err = await rejectsWith(t, writeFileAtomic(missing, 'x', { mode: 0o644 }), 'WRITE_FAILED', 'missing directory');
+  t.equal(err?.stage, 'create-temp');
+  t.equal(err?.errno, 'ENOENT');
+  t.notOk(isRenameBlocked(err), 'a missing directory is not a reason to write in place');
+});
+
+t.test('disk full mid-write: error, old file intact, no temp left (tmpfs in a mount namespace)', { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
+  const dir = t.testdir({ small: {} });
+  const small = join(dir, 'small');
+  const r = await runInMountNamespace(dir, 'enospc.mjs', `
+    import { execFileSync } from 'node:child_process';
+    import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
+    const { writeFileAtomic } = await import(${JSON.stringify(builtModule('atomic-file'))});
+    const dir = ${JSON.stringify(small)};
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
+    writeFileSync(dir + '/f', 'old\\n');
+    let out;
+    try { await writeFileAtomic(dir + '/f', Buffer.alloc(1024 * 1024, 65), { mode: 0o644 }); out = { ok: true }; }
+    catch (e) { out = { code: e.code, stage: e.stage, errno: e.errno }; }
+    out.content = readFileSync(dir + '/f', 'utf8');
+    out.files = readdirSync(dir);
+    console.log(JSON.stringify(out));
+  `);
+  t.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.same(out, { code: 'WRITE_FAILED', stage: 'write', errno: 'ENOSPC', content: 'old\n', files: ['f'] });
+});
+
+t.test('readFileNoFollow', async (t) => {
+  const dir = t.testdir({ f: 'hello\n', big: 'x'.repeat(5000) });
+  t.equal((await readFileNoFollow(join(dir, 'f'), 100)).toString(), 'hello\n');
+  const { stat: st } = await readFileNoFollowWithStat(join(dir, 'f'), 100);
+  t.equal(st.size, 6n);
+  await symlink(join(dir, 'f'), join(dir, 'l'));
+  await rejectsWith(t, readFileNoFollow(join(dir, 'l'), 100), 'SYMLINK_REFUSED', 'symlink');
+  await rejectsWith(t, readFileNoFollow(join(dir, 'big'), 4999), 'FILE_TOO_LARGE', 'too large');
+  t.equal((await readFileNoFollow(join(dir, 'big'), 5000)).length, 5000, 'exactly the limit is fine');
+  await rejectsWith(t, readFileNoFollow(join(dir, 'nope'), 100), 'FILE_NOT_FOUND', 'missing');
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  await rejectsWith(t, readFileNoFollow(join(dir, 'fifo'), 100), 'NOT_REGULAR_FILE', 'a FIFO does not hang the reader');
+  await rejectsWith(t, readFileNoFollow(dir, 100), 'NOT_REGULAR_FILE', 'directory');
+});
+
+t.test('removeFileNoFollow', async (t) => {
+  const dir = t.testdir({ f: 'x', victim: 'keep' });
+  t.equal(await removeFileNoFollow(join(dir, 'f')), true);
+  t.equal(await removeFileNoFollow(join(dir, 'f')), false, 'ENOENT is fine');
+  await symlink(join(dir, 'victim'), join(dir, 'l'));
+  t.equal(await removeFileNoFollow(join(dir, 'l')), true, 'the link itself is removed');
+  t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'keep', 'its target is not');
+  await mkdir(join(dir, 'd'));
+  await rejectsWith(t, removeFileNoFollow(join(dir, 'd')), 'REMOVE_FAILED', 'directory');
+});
+
+t.test('cleanupStaleTemps removes only our old temp files', async (t) => {
+  const dir = t.testdir({
+    '.hosts.0011223344556677.nnf-tmp': 'old',
+    '.hosts.8899aabbccddeeff.nnf-tmp': 'fresh',
+    '.other.0011223344556677.nnf-tmp': 'someone else',
+    'hosts.nnf-tmp': 'not our pattern',
+    hosts: 'h',
+  });
+  const past = new Date(Date.now() - 3600_000);
+  await utimes(join(dir, '.hosts.0011223344556677.nnf-tmp'), past, past);
+  await utimes(join(dir, '.other.0011223344556677.nnf-tmp'), past, past);
+  t.equal(await cleanupStaleTemps(join(dir, 'hosts'), 60_000), 1);
+  t.same((await readdir(dir)).sort(), ['.hosts.8899aabbccddeeff.nnf-tmp', '.other.0011223344556677.nnf-tmp', 'hosts', 'hosts.nnf-tmp']);
+});
+
+t.test('writeFileInPlace', async (t) => {
+  const dir = t.testdir({ f: 'line one\nline two\n' });
+  const f = join(dir, 'f');
+  const ino = (await stat(f)).ino;
+  const grown = Buffer.from('line one\nline two\nline three\n');
+  t.same(await writeFileInPlace(f, grown, { expected: Buffer.from('line one\nline two\n') }), { bytesWritten: 11, truncated: false }, 'only the new tail is written');
+  t.equal(await readFile(f, 'utf8'), 'line one\nline two\nline three\n');
+  t.same(await writeFileInPlace(f, Buffer.from('line one\n')), { bytesWritten: 0, truncated: true }, 'a shrink to a prefix is a single truncate');
+  t.equal(await readFile(f, 'utf8'), 'line one\n');
+  await writeFileInPlace(f, Buffer.from('LINE\n'));
+  t.equal(await readFile(f, 'utf8'), 'LINE\n');
+  t.equal((await stat(f)).ino, ino, 'same inode throughout');
+
+  await rejectsWith(t, writeFileInPlace(f, Buffer.from('x\n'), { expected: Buffer.from('something else\n') }), 'FILE_CHANGED', 'concurrent change detected');
+  t.equal(await readFile(f, 'utf8'), 'LINE\n', 'not written');
+  await rejectsWith(t, writeFileInPlace(f, Buffer.alloc(0)), 'EMPTY_WRITE_REFUSED', 'never empties a file');
+  t.equal(await readFile(f, 'utf8'), 'LINE\n');
+  await symlink(f, join(dir, 'l'));
+  await rejectsWith(t, writeFileInPlace(join(dir, 'l'), Buffer.from('x')), 'SYMLINK_REFUSED', 'symlink');
+  await rejectsWith(t, writeFileInPlace(join(dir, 'nope'), Buffer.from('x')), 'FILE_NOT_FOUND', 'never creates');
+  t.equal(await readlink(join(dir, 'l')), f);
+});
+
+t.test('isRenameBlocked', async (t) => {
+  const e = (stage: ConstructorParameters<typeof AtomicWriteError>[2], code: string) =>
+    new AtomicWriteError('WRITE_FAILED', '/x', stage, Object.assign(new Error(code), { code }));
+  t.ok(isRenameBlocked(e('rename', 'EBUSY')));
+  t.ok(isRenameBlocked(e('rename', 'EXDEV')));
+  t.ok(isRenameBlocked(e('create-temp', 'EROFS')));
+  t.ok(isRenameBlocked(e('create-temp', 'EACCES')));
+  t.ok(isRenameBlocked(e('chown', 'EPERM')));
+  t.notOk(isRenameBlocked(e('write', 'ENOSPC')));
+  t.notOk(isRenameBlocked(e('create-temp', 'ENOENT')));
+  t.notOk(isRenameBlocked(new Error('x')));
+});
