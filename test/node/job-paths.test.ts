@@ -17,7 +17,7 @@ t.test('files are named by f58plain', async (t) => {
 
 t.test('every spelling of one id gives the same files', async (t) => {
   const id = parseJobId('ƒkEPGJX8vhd');
-  for (const s of ['321103304048246784', 'fkEPGJX8vhd', 'f111kEPGJX8vhd', formatJobId(id, 'words'), formatJobId(id, 'kvs'), ` ${formatJobId(id, 'hex')}\n`]) {
+  for (const s of ['321103304048246784', 'fkEPGJX8vhd', 'f111kEPGJX8vhd', formatJobId(id, 'dothex'), formatJobId(id, 'kvs'), ` ${formatJobId(id, 'hex')}\n`]) {
     t.equal(jobFiles('/j', parseJobId(s)).env, '/j/fkEPGJX8vhd.env', s);
   }
 });
