@@ -27,13 +27,16 @@ export interface KeySpec {
   readonly doc: string;
 }
 
-const s = (doc: string, def = '', extra: Partial<KeySpec> = {}): KeySpec => ({ type: { kind: 'string' }, default: def, doc, optional: def === '', ...extra });
-const p = (doc: string, def = '', extra: Partial<KeySpec> = {}): KeySpec => ({ type: { kind: 'path' }, default: def, doc, optional: def === '', ...extra });
-const b = (doc: string, def: 'true' | 'false'): KeySpec => ({ type: { kind: 'bool' }, default: def, doc });
-const d = (doc: string, def: string, minMs: number, maxMs: number): KeySpec => ({ type: { kind: 'duration', minMs, maxMs }, default: def, doc });
-const i = (doc: string, def: string, min: number, max: number): KeySpec => ({ type: { kind: 'int', min, max }, default: def, doc });
-const e = (doc: string, def: string, values: readonly string[]): KeySpec => ({ type: { kind: 'enum', values }, default: def, doc });
-const l = (doc: string, def: string): KeySpec => ({ type: { kind: 'list' }, default: def, doc });
+// Each helper keeps its literal `kind` in the type, so that Config below gives every key its
+// parsed type (string, boolean, number, string[]) instead of the union of all of them.
+type Spec<T extends KeyType> = KeySpec & { readonly type: T };
+const s = (doc: string, def = '', extra: Partial<KeySpec> = {}): Spec<{ kind: 'string' }> => ({ default: def, doc, optional: def === '', ...extra, type: { kind: 'string' } });
+const p = (doc: string, def = '', extra: Partial<KeySpec> = {}): Spec<{ kind: 'path' }> => ({ default: def, doc, optional: def === '', ...extra, type: { kind: 'path' } });
+const b = (doc: string, def: 'true' | 'false'): Spec<{ kind: 'bool' }> => ({ type: { kind: 'bool' }, default: def, doc });
+const d = (doc: string, def: string, minMs: number, maxMs: number): Spec<{ kind: 'duration'; minMs: number; maxMs: number }> => ({ type: { kind: 'duration', minMs, maxMs }, default: def, doc });
+const i = (doc: string, def: string, min: number, max: number): Spec<{ kind: 'int'; min: number; max: number }> => ({ type: { kind: 'int', min, max }, default: def, doc });
+const e = (doc: string, def: string, values: readonly string[]): Spec<{ kind: 'enum'; values: readonly string[] }> => ({ type: { kind: 'enum', values }, default: def, doc });
+const l = (doc: string, def: string): Spec<{ kind: 'list' }> => ({ type: { kind: 'list' }, default: def, doc });
 
 const MIB = 1024 * 1024;
 const HOUR = 3_600_000;

@@ -1,0 +1,528 @@
+/**
+ * `nnf-env install` / `nnf-env uninstall`: put nnf-env in place on a node, what nnf-dm's
+ * `install` target does, done so it can be run again at any time:
+ *
+ *   <prefix>/lib/nnf-env/          the built app (dist/src, package.json, etc/, systemd/) and
+ *                                  its production node_modules, copied without symlinks
+ *   <prefix>/bin/nnf-env           wrapper scripts that run it with this node binary
+ *   <prefix>/sbin/nnf-envd
+ *   /etc/systemd/system/*          whatever systemd/ holds (nnf-envd.service)
+ *   /etc/flux/...                  the Flux prolog/epilog scripts, perilog config, shell plugin
+ *   /etc/nnf-env/nnf-env.conf      the commented example config, never over an edited one
+ *
+ * all under --destdir when given (staging for packages). Every file is compared before it is
+ * written (a second run reports "unchanged" for all), written atomically, and recorded with
+ * its hash in <lib>/install-manifest.json; uninstall removes only files still as installed.
+ * The plan is a pure function of what is on disk; --dry-run prints it and changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { NnfEnvError, errnoCode } from '../../errors.js';
+import { findPackageInfo } from '../package-info.js';
+
+export class InstallError extends NnfEnvError {
+  readonly exitCode = 1;
+}
+
+export const DEFAULT_PREFIX = '/usr/local';
+export const MANIFEST_NAME = 'install-manifest.json';
+const CONFIG_PATH = '/etc/nnf-env/nnf-env.conf';
+
+export type FileKind = 'app' | 'bin' | 'systemd' | 'flux' | 'config';
+
+export interface InstallOptions {
+  prefix?: string;
+  destdir?: string;
+  dryRun?: boolean;
+  /** List every app file, not one summary line. */
+  verbose?: boolean;
+  /** Where package.json, etc/, systemd/ and node_modules are. Default: found above this file. */
+  packageRoot?: string;
+  /** The compiled src/ tree to install as dist/src. Default: the one this file belongs to. */
+  builtSrc?: string;
+  /** Node binary the wrappers run. Default: the one running now. */
+  nodePath?: string;
+}
+
+/** One installed file as the manifest records it. Paths are final (without destdir). */
+export interface ManifestFile {
+  path: string;
+  kind: FileKind;
+  mode: string;
+  /** Hash of what install wrote; null for a file install found and kept (not ours to remove). */
+  sha256: string | null;
+}
+
+export interface Manifest {
+  version: 1;
+  package: string;
+  packageVersion: string;
+  prefix: string;
+  files: ManifestFile[];
+  /** Directories install created, removed by uninstall when empty. */
+  dirs: string[];
+}
+
+export type Action = 'create' | 'update' | 'unchanged' | 'keep' | 'remove' | 'absent';
+
+export interface PlannedFile {
+  path: string;
+  kind: FileKind;
+  mode: number;
+  action: Action;
+  note?: string;
+  /** New content; absent for removals and kept files. */
+  content?: Buffer;
+  sha256: string | null;
+  /** False for a file install leaves alone from now on (not recorded in the manifest). */
+  track?: boolean;
+}
+
+export interface InstallReport {
+  root: string;
+  prefix: string;
+  dryRun: boolean;
+  files: PlannedFile[];
+  lines: string[];
+}
+
+function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function modeText(mode: number): string {
+  return '0' + (mode & 0o7777).toString(8).padStart(3, '0');
+}
+
+/** `path` (absolute, final) under destdir. */
+function under(destdir: string, path: string): string {
+  return destdir === '' ? path : join(destdir, path);
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Paths in shipped unit/Flux files name the default prefix; point them at the real one. */
+export function relocate(text: string, prefix: string): string {
+  if (prefix === DEFAULT_PREFIX) return text;
+  return text.replace(/\/usr\/local\/(bin\/nnf-env|sbin\/nnf-envd|lib\/nnf-env)(?![\w.-])/g, (_m, rest: string) => `${prefix}/${rest}`);
+}
+
+async function readIfExists(path: string): Promise<Buffer | null> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return null;
+    throw err;
+  }
+}
+
+/** Regular files under `dir` (following symlinks, so the copy has none), relative paths sorted. */
+async function walkFiles(dir: string, skip: (rel: string, name: string) => boolean = () => false): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  async function walk(abs: string, rel: string): Promise<void> {
+    const real = await realpath(abs);
+    if (seen.has(real)) return; // a symlink loop
+    seen.add(real);
+    for (const entry of (await readdir(abs)).sort()) {
+      const childRel = rel === '' ? entry : `${rel}/${entry}`;
+      if (skip(childRel, entry)) continue;
+      const childAbs = join(abs, entry);
+      let st;
+      try {
+        st = await stat(childAbs);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') continue; // a dangling symlink
+        throw err;
+      }
+      if (st.isDirectory()) await walk(childAbs, childRel);
+      else if (st.isFile()) out.push(childRel);
+    }
+  }
+  if (existsSync(dir)) await walk(dir, '');
+  return out;
+}
+
+/**
+ * Package directories (relative to `root`) of the production dependency closure of the
+ * package.json in `root`, resolved as Node does (nearest node_modules upward, not above root).
+ */
+export async function productionPackages(root: string): Promise<string[]> {
+  const found = new Set<string>();
+  const queue: Array<{ from: string; name: string; optional: boolean }> = [];
+  const enqueueDeps = async (pkgDir: string): Promise<void> => {
+    const pkg = JSON.parse(await readFile(join(pkgDir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>; optionalDependencies?: Record<string, string>; peerDependencies?: Record<string, string>;
+    };
+    for (const name of Object.keys(pkg.dependencies ?? {})) queue.push({ from: pkgDir, name, optional: false });
+    for (const name of Object.keys(pkg.optionalDependencies ?? {})) queue.push({ from: pkgDir, name, optional: true });
+    for (const name of Object.keys(pkg.peerDependencies ?? {})) queue.push({ from: pkgDir, name, optional: true });
+  };
+  await enqueueDeps(root);
+  while (queue.length > 0) {
+    const { from, name, optional } = queue.shift() as (typeof queue)[number];
+    let dir: string | null = null;
+    for (let d = from; ; d = dirname(d)) {
+      const candidate = join(d, 'node_modules', name);
+      if (existsSync(join(candidate, 'package.json'))) {
+        dir = candidate;
+        break;
+      }
+      if (d === root || dirname(d) === d || !d.startsWith(root)) break;
+    }
+    if (dir === null) {
+      if (optional) continue;
+      throw new InstallError('INSTALL_DEPENDENCY_MISSING', `dependency ${name} (needed by ${relative(root, from) || 'nnf-env'}) is not in ${join(root, 'node_modules')}`, {
+        hint: 'run npm ci (or npm ci --omit=dev) in the nnf-env directory first',
+      });
+    }
+    const rel = relative(root, dir);
+    if (found.has(rel)) continue;
+    found.add(rel);
+    await enqueueDeps(dir);
+  }
+  // A package copied whole brings its nested node_modules along.
+  const sorted = [...found].sort();
+  return sorted.filter((p) => !sorted.some((q) => q !== p && p.startsWith(q + sep)));
+}
+
+interface Source {
+  path: string;
+  kind: FileKind;
+  mode: number;
+  content: Buffer;
+}
+
+/** Everything install would write: final paths, modes and contents. */
+export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix' | 'packageRoot' | 'builtSrc' | 'nodePath'>>): Promise<Source[]> {
+  const { prefix, packageRoot, builtSrc, nodePath } = opts;
+  const lib = `${prefix}/lib/nnf-env`;
+  const sources: Source[] = [];
+  // The two entry points are executable like npm's bins (tsc keeps their shebang, not the mode).
+  const entryPoints = new Set([`${lib}/dist/src/cli/nnf-env.js`, `${lib}/dist/src/cli/nnf-envd.js`]);
+  const add = async (path: string, kind: FileKind, from: string, transform?: (b: Buffer) => Buffer): Promise<void> => {
+    const st = await stat(from);
+    const raw = await readFile(from);
+    const executable = (st.mode & 0o111) !== 0 || entryPoints.has(path);
+    sources.push({ path, kind, mode: executable ? 0o755 : 0o644, content: transform ? transform(raw) : raw });
+  };
+  const relocated = (b: Buffer): Buffer => Buffer.from(relocate(b.toString('utf8'), prefix), 'utf8');
+
+  // The app: compiled code (no source maps: the .ts sources are not shipped), package files.
+  for (const rel of await walkFiles(builtSrc, (r, name) => name.endsWith('.map') || name.endsWith('.tsbuildinfo') || name.endsWith('.d.ts'))) {
+    await add(`${lib}/dist/src/${rel}`, 'app', join(builtSrc, rel));
+  }
+  await add(`${lib}/package.json`, 'app', join(packageRoot, 'package.json'));
+  for (const extra of ['README.md', 'LICENSE']) {
+    if (existsSync(join(packageRoot, extra))) await add(`${lib}/${extra}`, 'app', join(packageRoot, extra));
+  }
+  for (const dir of ['etc', 'systemd']) {
+    for (const rel of await walkFiles(join(packageRoot, dir))) await add(`${lib}/${dir}/${rel}`, 'app', join(packageRoot, dir, rel));
+  }
+  for (const pkg of await productionPackages(packageRoot)) {
+    for (const rel of await walkFiles(join(packageRoot, pkg), (_r, name) => name === '.bin')) {
+      await add(`${lib}/${pkg.split(sep).join('/')}/${rel}`, 'app', join(packageRoot, pkg, rel));
+    }
+  }
+
+  // Wrappers: the absolute node path, so that they work from systemd and the Flux prolog,
+  // whose PATH may not have node.
+  const wrapper = (script: string): Buffer => Buffer.from(
+    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from ${lib}.\nexec ${shellQuote(nodePath)} ${shellQuote(`${lib}/dist/src/cli/${script}`)} "$@"\n`, 'utf8');
+  sources.push({ path: `${prefix}/bin/nnf-env`, kind: 'bin', mode: 0o755, content: wrapper('nnf-env.js') });
+  sources.push({ path: `${prefix}/sbin/nnf-envd`, kind: 'bin', mode: 0o755, content: wrapper('nnf-envd.js') });
+
+  for (const rel of await walkFiles(join(packageRoot, 'systemd'))) {
+    await add(`/etc/systemd/system/${rel}`, 'systemd', join(packageRoot, 'systemd', rel), relocated);
+  }
+  for (const rel of await walkFiles(join(packageRoot, 'etc', 'flux'))) {
+    await add(`/etc/flux/${rel}`, 'flux', join(packageRoot, 'etc', 'flux', rel), relocated);
+  }
+  const exampleConfig = join(packageRoot, 'etc', 'nnf-env', 'nnf-env.conf');
+  if (existsSync(exampleConfig)) {
+    sources.push({ path: CONFIG_PATH, kind: 'config', mode: 0o644, content: await readFile(exampleConfig) });
+  }
+  return sources;
+}
+
+async function readManifest(path: string): Promise<Manifest | null> {
+  const raw = await readIfExists(path);
+  if (raw === null) return null;
+  try {
+    const m = JSON.parse(raw.toString('utf8')) as Manifest;
+    if (m.version !== 1 || !Array.isArray(m.files) || !Array.isArray(m.dirs)) throw new Error('unexpected layout');
+    return m;
+  } catch (err) {
+    throw new InstallError('INSTALL_MANIFEST_INVALID', `${path} is not an nnf-env install manifest: ${(err as Error).message}`, {
+      hint: 'move it away and run install again; files it listed will then be overwritten or left in place',
+    });
+  }
+}
+
+/** Decide, for every file, what install does. Pure apart from reading the destination. */
+async function planInstall(destdir: string, sources: Source[], previous: Manifest | null): Promise<PlannedFile[]> {
+  const before = new Map((previous?.files ?? []).map((f) => [f.path, f]));
+  const plan: PlannedFile[] = [];
+  const wanted = new Set<string>();
+  for (const src of sources) {
+    const target = under(destdir, src.path);
+    const hash = sha256(src.content);
+    const current = await readIfExists(target);
+    wanted.add(src.path);
+    if (current === null) {
+      plan.push({ ...src, action: 'create', sha256: hash });
+      continue;
+    }
+    const currentHash = sha256(current);
+    const currentMode = (await stat(target)).mode & 0o7777;
+    if (src.kind === 'config' && currentHash !== hash) {
+      const ours = before.get(src.path)?.sha256;
+      if (ours === currentHash) {
+        // Still exactly what an earlier install wrote: not edited, so it may follow the new example.
+        plan.push({ ...src, action: 'update', sha256: hash });
+        continue;
+      }
+      plan.push({ path: src.path, kind: 'config', mode: currentMode, action: 'keep', note: `edited; the new example is in ${src.path}.new`, sha256: ours ?? null });
+      const newPath = src.path + '.new';
+      wanted.add(newPath);
+      const existingNew = await readIfExists(under(destdir, newPath));
+      const newAction: Action = existingNew === null ? 'create' : sha256(existingNew) === hash ? 'unchanged' : 'update';
+      plan.push({ ...src, path: newPath, action: newAction, sha256: hash });
+      continue;
+    }
+    const same = currentHash === hash && (src.kind === 'config' || currentMode === src.mode);
+    plan.push({ ...src, action: same ? 'unchanged' : 'update', sha256: hash });
+  }
+  // Files an earlier install wrote that this version no longer has.
+  for (const old of previous?.files ?? []) {
+    if (wanted.has(old.path) || old.sha256 === null) continue;
+    const current = await readIfExists(under(destdir, old.path));
+    if (current === null) continue;
+    const mode = Number.parseInt(old.mode, 8);
+    const why = old.path.endsWith('.new') ? 'no longer needed' : 'no longer shipped';
+    if (sha256(current) === old.sha256) plan.push({ path: old.path, kind: old.kind, mode, action: 'remove', note: why, sha256: old.sha256 });
+    else plan.push({ path: old.path, kind: old.kind, mode, action: 'keep', note: `${why}, but changed since install; left in place`, sha256: null, track: false });
+  }
+  return plan;
+}
+
+const VERB: Record<Action, [string, string]> = {
+  create: ['created', 'would create'],
+  update: ['updated', 'would update'],
+  unchanged: ['unchanged', 'unchanged'],
+  keep: ['kept', 'would keep'],
+  remove: ['removed', 'would remove'],
+  absent: ['absent', 'absent'],
+};
+
+function describePlan(plan: PlannedFile[], opts: { destdir: string; lib: string; dryRun: boolean; verbose: boolean }): string[] {
+  const verb = (a: Action): string => VERB[a][opts.dryRun ? 1 : 0].padEnd(12);
+  const lines: string[] = [];
+  const app = plan.filter((f) => f.kind === 'app');
+  if (opts.verbose) {
+    for (const f of app) lines.push(`${verb(f.action)} ${under(opts.destdir, f.path)}`);
+  } else if (app.length > 0) {
+    const count = (a: Action): number => app.filter((f) => f.action === a).length;
+    const [create, update, remove, keep, absent] = (['create', 'update', 'remove', 'keep', 'absent'] as const).map(count) as [number, number, number, number, number];
+    const libPath = under(opts.destdir, opts.lib);
+    let summary: Action;
+    let parts: string[];
+    if (create === app.length) {
+      summary = 'create';
+      parts = [`${create} files`];
+    } else if (create + update === 0 && remove > 0) {
+      summary = 'remove';
+      parts = [`${remove} files`];
+    } else if (create + update + remove > 0) {
+      summary = 'update';
+      parts = [`${app.length - remove - absent} files`, `${create} new, ${update} changed, ${remove} removed`];
+    } else {
+      summary = absent === app.length ? 'absent' : 'unchanged';
+      parts = [`${app.length - absent} files`];
+    }
+    if (keep > 0) parts.push(`${keep} kept because they changed since install`);
+    lines.push(`${verb(summary)} ${libPath} (${parts.join('; ')})`);
+  }
+  for (const f of plan.filter((x) => x.kind !== 'app')) {
+    lines.push(`${verb(f.action)} ${under(opts.destdir, f.path)}${f.note ? ` (${f.note})` : ''}`);
+  }
+  return lines;
+}
+
+/** Permission problems are the admin's to fix, not a crash: say which path and what to do. */
+async function explained<T>(path: string, what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new InstallError('INSTALL_PERMISSION', `cannot ${what} ${path}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}`, {
+        hint: 'run as root, or stage the files with --destdir DIR',
+      });
+    }
+    throw err;
+  }
+}
+
+async function writeAtomic(path: string, content: Buffer, mode: number): Promise<void> {
+  const tmp = `${path}.nnf-env-install.${process.pid}`;
+  await explained(path, 'write', async () => {
+    await writeFile(tmp, content, { mode });
+    await chmod(tmp, mode); // writeFile's mode is filtered by the umask
+    await rename(tmp, path);
+  });
+}
+
+/** Create the missing parents of `dir` (under destdir); returns those created, as final paths. */
+async function ensureDir(destdir: string, dir: string, created: Set<string>): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; d !== dirname(d); d = dirname(d)) {
+    if (existsSync(under(destdir, d))) break;
+    missing.push(d);
+  }
+  for (const d of missing.reverse()) {
+    await explained(under(destdir, d), 'create directory', () => mkdir(under(destdir, d), { mode: 0o755 }));
+    created.add(d);
+  }
+}
+
+function resolveOptions(opts: InstallOptions): { prefix: string; destdir: string; lib: string; manifestPath: string } {
+  if (!isAbsolute(opts.prefix ?? DEFAULT_PREFIX)) {
+    throw new InstallError('INSTALL_BAD_PREFIX', `--prefix ${opts.prefix} is not an absolute path`, { hint: 'use e.g. --prefix /usr/local or --prefix /opt/nnf-env' });
+  }
+  const prefix = resolve(opts.prefix ?? DEFAULT_PREFIX);
+  const destdir = opts.destdir === undefined || opts.destdir === '' ? '' : resolve(opts.destdir);
+  const lib = `${prefix === '/' ? '' : prefix}/lib/nnf-env`;
+  return { prefix, destdir, lib, manifestPath: under(destdir, `${lib}/${MANIFEST_NAME}`) };
+}
+
+function defaultSources(opts: InstallOptions): { packageRoot: string; builtSrc: string } {
+  const here = fileURLToPath(import.meta.url);
+  const builtSrc = opts.builtSrc ?? resolve(dirname(here), '..', '..');
+  const packageRoot = opts.packageRoot ?? findPackageInfo(here)?.root;
+  if (packageRoot === undefined) {
+    throw new InstallError('INSTALL_NO_PACKAGE', `cannot find nnf-env's package.json above ${here}`, { hint: 'run install from a built checkout or an installed copy' });
+  }
+  return { packageRoot, builtSrc };
+}
+
+export async function runInstall(opts: InstallOptions = {}): Promise<InstallReport> {
+  const { prefix, destdir, lib, manifestPath } = resolveOptions(opts);
+  const { packageRoot, builtSrc } = defaultSources(opts);
+  const dryRun = opts.dryRun === true;
+  const info = findPackageInfo(join(packageRoot, 'package.json'));
+  const sources = await collectSources({ prefix: prefix === '/' ? '' : prefix, packageRoot, builtSrc, nodePath: opts.nodePath ?? process.execPath });
+  const previous = await readManifest(manifestPath);
+  const plan = await planInstall(destdir, sources, previous);
+
+  const header = `nnf-env install: prefix ${prefix}${destdir ? `, destdir ${destdir}` : ''}${dryRun ? ' (dry run: nothing is changed)' : ''}`;
+  const lines = [header, ...describePlan(plan, { destdir, lib, dryRun, verbose: opts.verbose === true })];
+  if (!dryRun) {
+    const created = new Set<string>(previous?.dirs.filter((d) => existsSync(under(destdir, d))) ?? []);
+    for (const f of plan) {
+      const target = under(destdir, f.path);
+      if ((f.action === 'create' || f.action === 'update') && f.content) {
+        await ensureDir(destdir, dirname(f.path), created);
+        await writeAtomic(target, f.content, f.mode);
+      } else if (f.action === 'remove') {
+        await unlink(target).catch((err: unknown) => { if (errnoCode(err) !== 'ENOENT') throw err; });
+      }
+    }
+    await ensureDir(destdir, lib, created);
+    const manifest: Manifest = {
+      version: 1,
+      package: 'nnf-env',
+      packageVersion: info?.version ?? 'unknown',
+      prefix,
+      files: plan
+        .filter((f) => f.action !== 'remove' && f.track !== false)
+        .map((f) => ({ path: f.path, kind: f.kind, mode: modeText(f.mode), sha256: f.sha256 }))
+        .sort((a, b) => a.path.localeCompare(b.path)),
+      dirs: [...created].sort(),
+    };
+    const text = JSON.stringify(manifest, null, 2) + '\n';
+    const old = await readIfExists(manifestPath);
+    if (old === null || old.toString('utf8') !== text) await writeAtomic(manifestPath, Buffer.from(text), 0o644);
+    if (plan.some((f) => f.kind === 'systemd' && f.action !== 'unchanged')) {
+      lines.push('next: systemctl daemon-reload && systemctl enable --now nnf-envd');
+    }
+  }
+  return { root: destdir, prefix, dryRun, files: plan, lines };
+}
+
+export async function runUninstall(opts: InstallOptions = {}): Promise<InstallReport> {
+  const { prefix, destdir, lib, manifestPath } = resolveOptions(opts);
+  const dryRun = opts.dryRun === true;
+  const header = `nnf-env uninstall: prefix ${prefix}${destdir ? `, destdir ${destdir}` : ''}${dryRun ? ' (dry run: nothing is changed)' : ''}`;
+  const manifest = await readManifest(manifestPath);
+  if (manifest === null) {
+    return { root: destdir, prefix, dryRun, files: [], lines: [header, `nothing to do: ${manifestPath} does not exist (not installed here)`] };
+  }
+  const plan: PlannedFile[] = [];
+  for (const f of manifest.files) {
+    const mode = Number.parseInt(f.mode, 8);
+    const current = await readIfExists(under(destdir, f.path));
+    if (current === null) plan.push({ path: f.path, kind: f.kind, mode, action: 'absent', sha256: f.sha256 });
+    else if (f.sha256 === null) plan.push({ path: f.path, kind: f.kind, mode, action: 'keep', note: 'was there before install', sha256: null });
+    else if (sha256(current) !== f.sha256) plan.push({ path: f.path, kind: f.kind, mode, action: 'keep', note: f.kind === 'config' ? 'edited' : 'changed since install', sha256: null });
+    else plan.push({ path: f.path, kind: f.kind, mode, action: 'remove', sha256: f.sha256 });
+  }
+  const lines = [header, ...describePlan(plan, { destdir, lib, dryRun, verbose: opts.verbose === true })];
+  if (!dryRun) {
+    for (const f of plan) {
+      if (f.action === 'remove') await explained(under(destdir, f.path), 'remove', () => rm(under(destdir, f.path), { force: true }));
+    }
+    await rm(manifestPath, { force: true });
+    // Directories install created, deepest first, if nothing else lives in them.
+    for (const d of [...manifest.dirs].sort((a, b) => b.length - a.length)) {
+      try {
+        await rmdir(under(destdir, d));
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      }
+    }
+    if (plan.some((f) => f.kind === 'systemd' && f.action === 'remove')) lines.push('next: systemctl daemon-reload');
+  }
+  return { root: destdir, prefix, dryRun, files: plan, lines };
+}
+
+function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--prefix <dir>', 'installation prefix for lib/, bin/ and sbin/', DEFAULT_PREFIX)
+    .option('--destdir <dir>', 'stage everything under this directory (for packaging); /etc paths too')
+    .option('--dry-run', 'print what would be done, change nothing')
+    .option('--verbose', 'list every file of the app, not a summary line');
+}
+
+type CliOptions = { prefix: string; destdir?: string; dryRun?: boolean; verbose?: boolean };
+
+function toInstallOptions(o: CliOptions): InstallOptions {
+  const opts: InstallOptions = { prefix: o.prefix, dryRun: o.dryRun === true, verbose: o.verbose === true };
+  if (o.destdir !== undefined) opts.destdir = o.destdir;
+  return opts;
+}
+
+export function command(): Command {
+  return addCommonOptions(new Command('install'))
+    .description('install nnf-env: app under PREFIX/lib/nnf-env, PREFIX/bin/nnf-env, PREFIX/sbin/nnf-envd, the systemd unit, the Flux files and /etc/nnf-env/nnf-env.conf (an edited config is never overwritten)')
+    .action(async (o: CliOptions) => {
+      const report = await runInstall(toInstallOptions(o));
+      process.stdout.write(report.lines.join('\n') + '\n');
+    });
+}
+
+export function uninstallCommand(): Command {
+  return addCommonOptions(new Command('uninstall'))
+    .description('remove what `nnf-env install` put in place (from its manifest); files changed since, and an edited config, stay')
+    .action(async (o: CliOptions) => {
+      const report = await runUninstall(toInstallOptions(o));
+      process.stdout.write(report.lines.join('\n') + '\n');
+    });
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * `nnf-env`: the helper for job scripts, the Flux prolog/epilog and admin tools.
+ *
+ * Job scripts call it often and the prolog runs on every node of every job, so this entry
+ * imports nothing heavy: it finds the command in the table and imports only that command's
+ * module. `--help` and `--version` load no command module at all.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { NnfEnvError } from '../errors.js';
+import { COMMANDS, findCommand, renderHelp } from './command-table.js';
+import type { CommandEntry } from './command-table.js';
+import { importOptional } from './optional-module.js';
+import { packageVersion } from './package-info.js';
+
+/** sysexits.h EX_SOFTWARE: a bug, not a problem the user can fix. */
+export const EXIT_INTERNAL = 70;
+/** Misuse of the command line (unknown command), as shells do. */
+export const EXIT_USAGE = 2;
+
+/** What a command module provides (the factory's name is in the table, default `command`). */
+type CommandModule = Record<string, unknown>;
+type CommanderCommand = import('commander').Command;
+
+class UsageError extends NnfEnvError {
+  readonly exitCode = EXIT_USAGE;
+}
+
+async function importCommand(entry: CommandEntry): Promise<CommandModule> {
+  const url = new URL(`./commands/${entry.module}.js`, import.meta.url);
+  const mod = await importOptional<CommandModule>(url);
+  if (mod === null) {
+    throw new NnfEnvError('COMMAND_UNAVAILABLE', `command ${entry.name} is not available in this build (${fileURLToPath(url)} is missing)`, {
+      hint: 'run `nnf-env --help` for the commands; rebuild or reinstall nnf-env if it should be there',
+    });
+  }
+  return mod;
+}
+
+async function runCommand(entry: CommandEntry, args: string[]): Promise<void> {
+  const mod = await importCommand(entry);
+  const factoryName = entry.factory ?? 'command';
+  const factory = mod[factoryName];
+  if (typeof factory !== 'function') {
+    throw new NnfEnvError('COMMAND_UNAVAILABLE', `command ${entry.name} is not available in this build (its module exports no ${factoryName}())`);
+  }
+  const cmd = (factory as () => CommanderCommand)();
+  // A parent named nnf-env makes commander's usage lines read `nnf-env <command> ...`.
+  const { Command } = await import('commander');
+  const root = new Command('nnf-env');
+  root.addCommand(cmd.name(entry.name));
+  await root.parseAsync([entry.name, ...args], { from: 'user' });
+}
+
+function exitCodeOf(err: unknown): number | undefined {
+  const code = (err as { exitCode?: unknown } | null)?.exitCode;
+  return typeof code === 'number' && Number.isInteger(code) && code >= 0 && code < 256 ? code : undefined;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const first = argv[0];
+  if (first === undefined || first === '--help' || first === '-h' || (first === 'help' && argv.length === 1)) {
+    process.stdout.write(renderHelp(packageVersion()));
+    return;
+  }
+  if (first === '--version' || first === '-V' || first === 'version') {
+    process.stdout.write(packageVersion() + '\n');
+    return;
+  }
+  const name = first === 'help' ? (argv[1] as string) : first;
+  const args = first === 'help' ? ['--help'] : argv.slice(1);
+  // Errors name the command when there is one: `nnf-env get: ...`.
+  const prefix = findCommand(name) === undefined ? 'nnf-env' : `nnf-env ${name}`;
+  try {
+    const entry = findCommand(name);
+    if (entry === undefined) {
+      const { closestName } = await import('../config/suggest.js'); // only on this error path
+      const close = closestName(name, COMMANDS.map((c) => c.name));
+      const what = name.startsWith('-') ? `unknown option ${name}` : `unknown command ${name}`;
+      throw new UsageError('UNKNOWN_COMMAND', what + (close === undefined || name.startsWith('-') ? '' : ` (did you mean ${close}?)`), {
+        hint: 'run nnf-env --help for the list of commands',
+      });
+    }
+    await runCommand(entry, args);
+  } catch (err) {
+    if ((err as { code?: unknown } | null)?.code?.toString().startsWith('commander.')) {
+      // commander has already printed its message (commands that use exitOverride()).
+      process.exit(exitCodeOf(err) ?? 1);
+    }
+    if (err instanceof NnfEnvError) {
+      process.stderr.write(`${prefix}: ${err.describe()}\n`);
+      process.exit(exitCodeOf(err) ?? 1);
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    const stack = err instanceof Error && err.stack ? err.stack.split('\n').slice(1).join('\n') : '';
+    process.stderr.write(`${prefix}: internal error: ${message}\n${stack ? stack + '\n' : ''}`);
+    process.exit(EXIT_INTERNAL);
+  }
+}
+
+function isMain(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+// Run when executed, also through npm's bin symlink (not when a test imports main()).
+if (isMain()) void main(process.argv.slice(2));

@@ -1,0 +1,285 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import t from 'tap';
+import type { Test } from 'tap';
+import { MANIFEST_NAME, productionPackages, relocate, runInstall, runUninstall } from '../../src/cli/commands/install.js';
+import type { InstallOptions, Manifest } from '../../src/cli/commands/install.js';
+import { nnfEnvBin } from '../helpers/paths.js';
+
+const EXAMPLE = '# example config\n#NODE_NAME=\n';
+const NODE = '/opt/node/bin/node';
+
+async function put(path: string, content: string, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, content);
+  await chmod(path, mode);
+}
+
+/** A small package with the layout of nnf-env: built src, etc/, systemd/, node_modules. */
+async function fakePackage(t: Test): Promise<{ packageRoot: string; builtSrc: string }> {
+  const root = await mkdtemp(join(tmpdir(), 'nnf-env-pkg-'));
+  t.teardown(() => rm(root, { recursive: true, force: true }));
+  const pkg = join(root, 'pkg');
+  await put(join(pkg, 'package.json'), JSON.stringify({ name: 'nnf-env', version: '9.9.9', type: 'module', dependencies: { 'dep-a': '1' }, devDependencies: { 'dev-only': '1' } }));
+  await put(join(pkg, 'node_modules/dep-a/package.json'), JSON.stringify({ name: 'dep-a', dependencies: { 'dep-b': '1' }, optionalDependencies: { 'dep-missing': '1' } }));
+  await put(join(pkg, 'node_modules/dep-a/index.js'), 'export default 1;\n');
+  await put(join(pkg, 'node_modules/dep-a/node_modules/dep-c/package.json'), JSON.stringify({ name: 'dep-c' }));
+  await put(join(pkg, 'node_modules/dep-b/package.json'), JSON.stringify({ name: 'dep-b' }));
+  await put(join(pkg, 'node_modules/dep-b/lib/x.js'), 'export const x = 1;\n');
+  await symlink('lib/x.js', join(pkg, 'node_modules/dep-b/link.js'));
+  await put(join(pkg, 'node_modules/dev-only/package.json'), JSON.stringify({ name: 'dev-only' }));
+  await mkdir(join(pkg, 'node_modules/.bin'), { recursive: true });
+  await symlink('../dep-b/lib/x.js', join(pkg, 'node_modules/.bin/dep-b'));
+  await put(join(pkg, 'etc/nnf-env/nnf-env.conf'), EXAMPLE);
+  await put(join(pkg, 'etc/flux/system/prolog.d/nnf-env'), '#!/bin/sh\nexec /usr/local/bin/nnf-env prolog\n', 0o755);
+  await put(join(pkg, 'etc/flux/shell/lua.d/nnf-env.lua'), '-- plugin\n');
+  await put(join(pkg, 'systemd/nnf-envd.service'), '[Service]\nExecStart=/usr/local/sbin/nnf-envd\n');
+  const src = join(root, 'build', 'src');
+  await put(join(src, 'cli/nnf-env.js'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
+  await put(join(src, 'cli/nnf-env.js.map'), '{}');
+  await put(join(src, 'cli/nnf-envd.js'), '#!/usr/bin/env node\n');
+  return { packageRoot: pkg, builtSrc: src };
+}
+
+/** Path -> mode, hash and mtime of everything under dir, to prove nothing changed. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  async function walk(d: string): Promise<void> {
+    for (const name of await readdir(d)) {
+      const p = join(d, name);
+      const st = await stat(p);
+      if (st.isDirectory()) {
+        out[p.slice(dir.length)] = `dir ${st.mode.toString(8)}`;
+        await walk(p);
+      } else {
+        out[p.slice(dir.length)] = `${st.mode.toString(8)} ${st.mtimeMs} ${createHash('sha256').update(await readFile(p)).digest('hex')}`;
+      }
+    }
+  }
+  await walk(dir);
+  return out;
+}
+
+const modeOf = async (p: string): Promise<number> => (await stat(p)).mode & 0o7777;
+
+t.test('install into a destdir: every part in place, no symlinks, only production packages', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  const report = await runInstall(opts);
+  t.ok(report.files.every((f) => f.action === 'create'), 'all created');
+  const lib = join(dest, 'opt/nnf/lib/nnf-env');
+  t.same(report.lines, [
+    `nnf-env install: prefix /opt/nnf, destdir ${dest}`,
+    `created      ${lib} (13 files)`,
+    `created      ${dest}/opt/nnf/bin/nnf-env`,
+    `created      ${dest}/opt/nnf/sbin/nnf-envd`,
+    `created      ${dest}/etc/systemd/system/nnf-envd.service`,
+    `created      ${dest}/etc/flux/shell/lua.d/nnf-env.lua`,
+    `created      ${dest}/etc/flux/system/prolog.d/nnf-env`,
+    `created      ${dest}/etc/nnf-env/nnf-env.conf`,
+    'next: systemctl daemon-reload && systemctl enable --now nnf-envd',
+  ]);
+
+  t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'),
+    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.js' "$@"\n`);
+  t.equal(await modeOf(join(dest, 'opt/nnf/bin/nnf-env')), 0o755);
+  t.match(await readFile(join(dest, 'opt/nnf/sbin/nnf-envd'), 'utf8'), /'\/opt\/nnf\/lib\/nnf-env\/dist\/src\/cli\/nnf-envd\.js' "\$@"/);
+  t.equal(await readFile(join(dest, 'etc/systemd/system/nnf-envd.service'), 'utf8'), '[Service]\nExecStart=/opt/nnf/sbin/nnf-envd\n', 'unit points at the prefix');
+  t.equal(await readFile(join(dest, 'etc/flux/system/prolog.d/nnf-env'), 'utf8'), '#!/bin/sh\nexec /opt/nnf/bin/nnf-env prolog\n');
+  t.equal(await modeOf(join(dest, 'etc/flux/system/prolog.d/nnf-env')), 0o755, 'scripts stay executable');
+  t.equal(await modeOf(join(dest, 'etc/flux/shell/lua.d/nnf-env.lua')), 0o644);
+  t.equal(await readFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'utf8'), EXAMPLE);
+
+  t.equal(await readFile(join(lib, 'dist/src/cli/nnf-env.js'), 'utf8'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
+  t.notOk(await stat(join(lib, 'dist/src/cli/nnf-env.js.map')).catch(() => null), 'no source maps');
+  t.equal(await modeOf(join(lib, 'dist/src/cli/nnf-env.js')), 0o755, 'entry points executable');
+  t.equal(await modeOf(join(lib, 'dist/src/cli/nnf-envd.js')), 0o755);
+  t.equal(await modeOf(join(lib, 'package.json')), 0o644);
+  t.ok(await stat(join(lib, 'package.json')));
+  t.ok(await stat(join(lib, 'systemd/nnf-envd.service')), 'the package files come along');
+  t.ok(await stat(join(lib, 'node_modules/dep-a/index.js')));
+  t.ok(await stat(join(lib, 'node_modules/dep-a/node_modules/dep-c/package.json')), 'nested node_modules');
+  const link = join(lib, 'node_modules/dep-b/link.js');
+  t.equal(await readFile(link, 'utf8'), 'export const x = 1;\n');
+  const { lstat } = await import('node:fs/promises');
+  t.ok((await lstat(link)).isFile(), 'a symlink became a file');
+  t.notOk(await stat(join(lib, 'node_modules/dev-only')).catch(() => null), 'no dev dependencies');
+  t.notOk(await stat(join(lib, 'node_modules/.bin')).catch(() => null), 'no .bin');
+
+  const manifest = JSON.parse(await readFile(join(lib, MANIFEST_NAME), 'utf8')) as Manifest;
+  t.equal(manifest.prefix, '/opt/nnf');
+  t.equal(manifest.packageVersion, '9.9.9');
+  t.ok(manifest.files.some((f) => f.path === '/etc/nnf-env/nnf-env.conf' && f.kind === 'config' && f.sha256 !== null));
+  t.ok(manifest.files.every((f) => !f.path.startsWith(dest)), 'manifest paths are final paths, without destdir');
+  t.ok(manifest.dirs.includes('/etc/nnf-env') && manifest.dirs.includes('/opt/nnf/lib/nnf-env'));
+});
+
+t.test('a second run changes nothing and says unchanged for every file', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  await runInstall(opts);
+  const before = await snapshot(dest);
+  const again = await runInstall(opts);
+  t.ok(again.files.length > 0);
+  t.same(again.files.filter((f) => f.action !== 'unchanged').map((f) => f.path), [], 'every file unchanged');
+  t.ok(again.lines.slice(1).every((l) => l.startsWith('unchanged ')), again.lines.join('\n'));
+  t.same(await snapshot(dest), before, 'not a byte, mode or mtime changed (manifest included)');
+});
+
+t.test('an edited config is never overwritten: the new example goes to .new', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  const opts: InstallOptions = { ...src, prefix: '/usr/local', destdir: dest, nodePath: NODE };
+  await runInstall(opts);
+  const conf = join(dest, 'etc/nnf-env/nnf-env.conf');
+  await writeFile(conf, 'NODE_NAME=edited\n');
+  const second = await runInstall(opts);
+  t.equal(await readFile(conf, 'utf8'), 'NODE_NAME=edited\n', 'kept');
+  t.equal(await readFile(conf + '.new', 'utf8'), EXAMPLE, 'example beside it');
+  t.ok(second.lines.includes(`kept         ${conf} (edited; the new example is in /etc/nnf-env/nnf-env.conf.new)`), second.lines.join('\n'));
+  t.ok(second.lines.includes(`created      ${conf}.new`));
+  const third = await runInstall(opts);
+  t.ok(third.lines.includes(`unchanged    ${conf}.new`), 'idempotent with an edited config too');
+  t.equal(await readFile(conf, 'utf8'), 'NODE_NAME=edited\n');
+  t.equal(await readFile(join(dest, 'etc/flux/system/prolog.d/nnf-env'), 'utf8'), '#!/bin/sh\nexec /usr/local/bin/nnf-env prolog\n', 'default prefix: not rewritten');
+
+  // The admin takes the new example: the .new file is no longer needed.
+  await writeFile(conf, EXAMPLE);
+  const fourth = await runInstall(opts);
+  t.ok(fourth.lines.includes(`unchanged    ${conf}`));
+  t.ok(fourth.lines.includes(`removed      ${conf}.new (no longer needed)`), fourth.lines.join('\n'));
+});
+
+t.test('an unedited config follows a new example; files no longer shipped are removed', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  await runInstall(opts);
+  await writeFile(join(src.packageRoot, 'etc/nnf-env/nnf-env.conf'), EXAMPLE + '#NEW_KEY=1\n');
+  await rm(join(src.packageRoot, 'etc/flux/shell/lua.d/nnf-env.lua'));
+  await chmod(join(dest, 'opt/nnf/bin/nnf-env'), 0o700);
+  const report = await runInstall(opts);
+  const conf = join(dest, 'etc/nnf-env/nnf-env.conf');
+  t.equal(await readFile(conf, 'utf8'), EXAMPLE + '#NEW_KEY=1\n');
+  t.ok(report.lines.includes(`updated      ${conf}`));
+  t.ok(report.lines.includes(`updated      ${dest}/opt/nnf/bin/nnf-env`), 'a wrong mode is repaired');
+  t.equal(await modeOf(join(dest, 'opt/nnf/bin/nnf-env')), 0o755);
+  t.ok(report.lines.includes(`removed      ${dest}/etc/flux/shell/lua.d/nnf-env.lua (no longer shipped)`), report.lines.join('\n'));
+  t.match(report.lines.find((l) => l.includes('lib/nnf-env')), /^updated {6}.*\(12 files; 0 new, 1 changed, 1 removed\)$/, 'the copy of etc/ in lib changed too');
+  t.notOk(await stat(join(dest, 'etc/flux/shell/lua.d/nnf-env.lua')).catch(() => null));
+});
+
+t.test('a config that was there before install is kept and never removed', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({ etc: { 'nnf-env': { 'nnf-env.conf': 'NODE_NAME=site\n' } } });
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  const report = await runInstall(opts);
+  t.ok(report.files.some((f) => f.path === '/etc/nnf-env/nnf-env.conf' && f.action === 'keep'));
+  t.equal(await readFile(join(dest, 'etc/nnf-env/nnf-env.conf.new'), 'utf8'), EXAMPLE);
+  const un = await runUninstall(opts);
+  t.ok(un.lines.includes(`kept         ${dest}/etc/nnf-env/nnf-env.conf (was there before install)`), un.lines.join('\n'));
+  t.equal(await readFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'utf8'), 'NODE_NAME=site\n');
+  t.notOk(await stat(join(dest, 'etc/nnf-env/nnf-env.conf.new')).catch(() => null), '.new removed');
+});
+
+t.test('--dry-run prints the plan and changes nothing', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  const dry = await runInstall({ ...opts, dryRun: true });
+  t.same(await readdir(dest), [], 'nothing written on a fresh destdir');
+  t.equal(dry.lines[0], `nnf-env install: prefix /opt/nnf, destdir ${dest} (dry run: nothing is changed)`);
+  t.ok(dry.lines.includes(`would create ${dest}/etc/nnf-env/nnf-env.conf`));
+  await runInstall(opts);
+  await writeFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'EDITED=1\n');
+  await writeFile(join(src.builtSrc, 'cli/nnf-env.js'), 'changed\n');
+  const before = await snapshot(dest);
+  const dry2 = await runInstall({ ...opts, dryRun: true });
+  t.ok(dry2.lines.includes(`would keep   ${dest}/etc/nnf-env/nnf-env.conf (edited; the new example is in /etc/nnf-env/nnf-env.conf.new)`));
+  t.ok(dry2.lines.includes(`would create ${dest}/etc/nnf-env/nnf-env.conf.new`));
+  t.match(dry2.lines.find((l) => l.includes('lib/nnf-env')), /^would update /);
+  const dryUn = await runUninstall({ ...opts, dryRun: true });
+  t.ok(dryUn.lines.includes(`would remove ${dest}/opt/nnf/bin/nnf-env`));
+  t.same(await snapshot(dest), before, 'dry runs of install and uninstall changed nothing');
+});
+
+t.test('uninstall removes what install put, keeps an edited config, and is idempotent', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({ opt: { 'other-file': 'not ours\n' } });
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  await runInstall(opts);
+  await writeFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'NODE_NAME=edited\n');
+  await writeFile(join(dest, 'etc/systemd/system/nnf-envd.service'), '[Service]\n# local change\n');
+  const un = await runUninstall(opts);
+  t.ok(un.lines.includes(`kept         ${dest}/etc/nnf-env/nnf-env.conf (edited)`), un.lines.join('\n'));
+  t.ok(un.lines.includes(`kept         ${dest}/etc/systemd/system/nnf-envd.service (changed since install)`));
+  t.ok(un.lines.includes(`removed      ${dest}/opt/nnf/bin/nnf-env`));
+  t.match(un.lines.find((l) => l.includes('lib/nnf-env')), /^removed {6}.*lib\/nnf-env \(13 files\)$/);
+  const left = Object.keys(await snapshot(dest)).sort();
+  t.same(left, ['/etc', '/etc/nnf-env', '/etc/nnf-env/nnf-env.conf', '/etc/systemd', '/etc/systemd/system', '/etc/systemd/system/nnf-envd.service', '/opt', '/opt/other-file'],
+    'only the changed files, their directories and what was there before');
+  const again = await runUninstall(opts);
+  t.same(again.lines.slice(1), [`nothing to do: ${dest}/opt/nnf/lib/nnf-env/${MANIFEST_NAME} does not exist (not installed here)`]);
+});
+
+t.test('production dependency closure and path rewriting', async (t) => {
+  const src = await fakePackage(t);
+  t.same(await productionPackages(src.packageRoot), ['node_modules/dep-a', 'node_modules/dep-b']);
+  await rm(join(src.packageRoot, 'node_modules/dep-b'), { recursive: true });
+  await t.rejects(productionPackages(src.packageRoot), { code: 'INSTALL_DEPENDENCY_MISSING', message: /dependency dep-b \(needed by node_modules\/dep-a\) is not in/ });
+  t.equal(relocate('ExecStart=/usr/local/sbin/nnf-envd --x\nA=/usr/local/bin/nnf-env-other /usr/local/bin/nnf-env\n', '/opt/n'),
+    'ExecStart=/opt/n/sbin/nnf-envd --x\nA=/usr/local/bin/nnf-env-other /opt/n/bin/nnf-env\n');
+  await t.rejects(runInstall({ ...src, prefix: 'relative', destdir: t.testdir({}) }), { code: 'INSTALL_BAD_PREFIX' });
+});
+
+t.test('the real package through the built CLI: install, again, run the copy, uninstall', async (t) => {
+  const dest = await mkdtemp(join(tmpdir(), 'nnf-env-destdir-'));
+  t.teardown(() => rm(dest, { recursive: true, force: true }));
+  const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
+    const r = spawnSync(process.execPath, [nnfEnvBin, ...args], { encoding: 'utf8', timeout: 120_000, env: { PATH: process.env.PATH } });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const first = cli(['install', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
+  t.equal(first.status, 0, first.stderr);
+  t.match(first.stdout, /^created {6}.*\/opt\/nnf-env-test\/lib\/nnf-env \(\d+ files\)$/m);
+  t.match(first.stdout, /^created {6}.*\/etc\/nnf-env\/nnf-env\.conf$/m);
+  const second = cli(['install', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
+  t.equal(second.status, 0, second.stderr);
+  const lines = second.stdout.trimEnd().split('\n').slice(1);
+  t.ok(lines.length >= 4 && lines.every((l) => l.startsWith('unchanged ')), second.stdout);
+
+  // The installed copy runs on its own (its node_modules are complete).
+  const lib = join(dest, 'opt/nnf-env-test/lib/nnf-env');
+  const printed = spawnSync(process.execPath, [join(lib, 'dist/src/cli/nnf-envd.js'), '--print-config', '--node-name', 'copy'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  t.equal(printed.status, 0, printed.stderr);
+  t.match(printed.stdout, /^NODE_NAME\s+copy\s+--node-name$/m);
+  const help = spawnSync(process.execPath, [join(lib, 'dist/src/cli/nnf-env.js'), '--help'], { encoding: 'utf8' });
+  t.match(help.stdout, /Usage: nnf-env <command>/);
+  t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), /^#!\/bin\/sh\n/);
+
+  const un = cli(['uninstall', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
+  t.equal(un.status, 0, un.stderr);
+  t.same(await readdir(dest), [], 'everything install created is gone');
+});
+
+t.test('without permission to write: a clear error, not a crash', {
+  skip: process.getuid?.() !== 0 ? 'needs root to drop to nobody' : spawnSync('setpriv', ['--version']).status !== 0 ? 'no setpriv' : false,
+}, async (t) => {
+  const dest = await mkdtemp(join(tmpdir(), 'nnf-env-rootonly-'));
+  t.teardown(() => rm(dest, { recursive: true, force: true }));
+  await chmod(dest, 0o755);
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--', process.execPath, nnfEnvBin, 'install', '--destdir', dest], { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env.PATH } });
+  if (/cannot (open|find)|EACCES.*nnf-env\.js|Cannot find module/.test(r.stderr)) {
+    t.pass(`skipped: nobody cannot read the build: ${r.stderr.split("\n")[0]}`);
+    return;
+  }
+  t.equal(r.status, 1, r.stderr);
+  // Only the first line: under tap, its process-tracking hook (which nobody cannot write) may add more.
+  t.equal(r.stderr.split('\n')[0], `nnf-env install: cannot create directory ${dest}/usr: permission denied (run as root, or stage the files with --destdir DIR)`);
+  t.same(await readdir(dest), []);
+});
