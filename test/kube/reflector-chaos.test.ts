@@ -13,6 +13,7 @@ import { Reflector } from '../../src/kube/reflector.js';
 import { dwsResource, objectKey, type KubeObject } from '../../src/kube/resource.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { sleepMs, waitUntil } from './script-server.js';
+import { seededRandom } from '../helpers/prng.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 /** Each fault must be recovered from (the reflector has seen the simulator's resourceVersion after it) within this. */
@@ -20,16 +21,6 @@ const RECOVERY_BOUND_MS = 8000;
 const SILENCE_TIMEOUT_MS = 1000;
 const INITIAL_WORKFLOWS = 300;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type FaultKind = 'drop' | 'stall' | 'compact' | '429' | '503' | '500' | 'list-503' | 'latency';
 const KINDS: FaultKind[] = ['drop', 'stall', 'compact', '429', '503', '500', 'list-503', 'latency'];
@@ -37,7 +28,7 @@ const KINDS: FaultKind[] = ['drop', 'stall', 'compact', '429', '503', '500', 'li
 t.test('the store equals the simulator after random faults under load', async (t) => {
   const seed = Number(process.env.NNF_ENV_CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
   t.comment(`seed ${seed}`);
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
   const sim = await startSimulator({ controllers: false, bookmarkIntervalMs: 250, historySize: 3000 });

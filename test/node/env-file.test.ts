@@ -16,6 +16,7 @@ import {
 } from '../../src/node/env-file.js';
 import type { JobStatus } from '../../src/node/job-status.js';
 import { nastyEnvValues, REJECTED_ENV_VALUES } from '../lua/nasty-values.js';
+import { seededRandom } from '../helpers/prng.js';
 
 const SHELLS: Array<{ name: string; argv: string[] }> = [
   { name: 'sh', argv: ['sh'] },
@@ -131,20 +132,10 @@ function randomFormatValue(rand: () => number): string {
   return v;
 }
 
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 t.test('random values: every accepted one reads back the same everywhere', async (t) => {
   const dir = t.testdir();
-  const rand = seeded(20260818);
+  const rand = seededRandom(20260818);
   const vars: Record<string, string> = {};
   let rejected = 0;
   let i = 0;
@@ -194,7 +185,7 @@ function randomAnyString(rand: () => number): string {
 t.test('shellQuote: eval in sh, dash and bash gives back any string without NUL', async (t) => {
   const dir = t.testdir();
   const canary = join(dir, 'canary');
-  const rand = seeded(42);
+  const rand = seededRandom(42);
   const values = [
     ...nastyEnvValues(canary),
     ...REJECTED_ENV_VALUES.map(([v]) => v).filter((v) => !v.includes('\0')),

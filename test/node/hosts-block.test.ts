@@ -9,6 +9,7 @@ import {
   renderHostsBlock,
   type HostsEntry,
 } from '../../src/node/hosts-block.js';
+import { seededRandom } from '../helpers/prng.js';
 
 const E: HostsEntry = { address: '10.0.0.1', names: ['local-rabbit'] };
 const E6: HostsEntry = { address: 'fd00::1:2', names: ['local-rabbit', 'rabbit-node-1'] };
@@ -155,21 +156,11 @@ t.test('readHostsBlock', async (t) => {
 // ---------------------------------------------------------------------------------------
 // Fuzz: random files, as bytes decoded latin1 like HostsWriter does.
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const latin1 = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
 
 function generator(seed: number) {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const int = (n: number) => Math.floor(rnd() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
   const ip4 = () => `${int(256)}.${int(256)}.${int(256)}.${int(256)}`;
