@@ -6,16 +6,14 @@
  * imports nothing heavy: it finds the command in the table and imports only that command's
  * module. `--help` and `--version` load no command module at all.
  */
-import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NnfEnvError } from '../errors.js';
 import { COMMANDS, findCommand, renderHelp } from './command-table.js';
 import type { CommandEntry } from './command-table.js';
+import { exitCodeOf, exitWithError, isMainModule } from './exit.js';
 import { importOptional } from './optional-module.js';
 import { packageVersion } from './package-info.js';
 
-/** sysexits.h EX_SOFTWARE: a bug, not a problem the user can fix. */
-export const EXIT_INTERNAL = 70;
 /** Misuse of the command line (unknown command), as shells do. */
 export const EXIT_USAGE = 2;
 
@@ -53,11 +51,6 @@ async function runCommand(entry: CommandEntry, args: string[]): Promise<void> {
   await root.parseAsync([entry.name, ...args], { from: 'user' });
 }
 
-function exitCodeOf(err: unknown): number | undefined {
-  const code = (err as { exitCode?: unknown } | null)?.exitCode;
-  return typeof code === 'number' && Number.isInteger(code) && code >= 0 && code < 256 ? code : undefined;
-}
-
 export async function main(argv: string[]): Promise<void> {
   const first = argv[0];
   if (first === undefined || first === '--help' || first === '-h' || (first === 'help' && argv.length === 1)) {
@@ -88,24 +81,9 @@ export async function main(argv: string[]): Promise<void> {
       // commander has already printed its message (commands that use exitOverride()).
       process.exit(exitCodeOf(err) ?? 1);
     }
-    if (err instanceof NnfEnvError) {
-      process.stderr.write(`${prefix}: ${err.describe()}\n`);
-      process.exit(exitCodeOf(err) ?? 1);
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    const stack = err instanceof Error && err.stack ? err.stack.split('\n').slice(1).join('\n') : '';
-    process.stderr.write(`${prefix}: internal error: ${message}\n${stack ? stack + '\n' : ''}`);
-    process.exit(EXIT_INTERNAL);
-  }
-}
-
-function isMain(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
+    exitWithError(prefix, err);
   }
 }
 
 // Run when executed, also through npm's bin symlink (not when a test imports main()).
-if (isMain()) void main(process.argv.slice(2));
+if (isMainModule(import.meta.url)) void main(process.argv.slice(2));

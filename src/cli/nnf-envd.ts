@@ -6,7 +6,6 @@
  * the daemon. The daemon's code is imported only for those last two, so a configuration check
  * works even in a build without it.
  */
-import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
@@ -17,6 +16,7 @@ import type { ConfigKey, KeySpec } from '../config/schema.js';
 import { allowedFor } from '../config/checks.js';
 import { describeAllowed } from '../config/values.js';
 import { NnfEnvError } from '../errors.js';
+import { exitWithError, isMainModule } from './exit.js';
 import { importOptional } from './optional-module.js';
 import { packageVersion } from './package-info.js';
 
@@ -25,8 +25,6 @@ export interface DaemonModule {
   runDaemon(loaded: LoadedConfig, logger: Logger): Promise<unknown>;
   removeHostsEntry?(loaded: LoadedConfig, logger: Logger): Promise<unknown>;
 }
-
-const EXIT_INTERNAL = 70;
 
 function buildProgram(): { program: Command; flagKeys: Map<string, ConfigKey> } {
   const program = new Command('nnf-envd')
@@ -96,23 +94,7 @@ function fail(err: unknown): never {
     if (err.hint) process.stderr.write(`nnf-envd: hint: ${err.hint}\n`);
     process.exit(err.exitCode);
   }
-  if (err instanceof NnfEnvError) {
-    process.stderr.write(`nnf-envd: ${err.describe()}\n`);
-    const code = (err as { exitCode?: unknown }).exitCode;
-    process.exit(typeof code === 'number' ? code : 1);
-  }
-  const message = err instanceof Error ? err.message : String(err);
-  const stack = err instanceof Error && err.stack ? err.stack.split('\n').slice(1).join('\n') : '';
-  process.stderr.write(`nnf-envd: internal error: ${message}\n${stack ? stack + '\n' : ''}`);
-  process.exit(EXIT_INTERNAL);
+  exitWithError('nnf-envd', err);
 }
 
-function isMain(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) main(process.argv.slice(2)).catch(fail);
+if (isMainModule(import.meta.url)) main(process.argv.slice(2)).catch(fail);
