@@ -377,6 +377,8 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
     const ac = new AbortController();
     const onStop = () => ac.abort(stop.reason);
     stop.addEventListener('abort', onStop, { once: true });
+    // stop() may have been called by a listener of the list that just ended.
+    if (stop.aborted) ac.abort(stop.reason);
     if (this.watchesStarted++ > 0) this.counters.reconnects++;
 
     let silenced = false;

@@ -4,6 +4,7 @@ export const FINAL_PHASES: readonly JobPhase[] = ['delivered', 'failed', 'no-wor
 
 export type RejectReason =
   | 'invalid-name'
+  | 'reserved-name'
   | 'prefix-not-allowed'
   | 'control-character'
   | 'unrepresentable'

@@ -1,0 +1,129 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { JobPhase, PortResult } from '../node/job-status.js';
+
+/**
+ * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a
+ * process in tests and in `nnf-env demo`). Served by GET /metrics.
+ */
+export interface WatchTotals {
+  events: number;
+  relists: number;
+  reconnects: number;
+  bytes: number;
+}
+
+export interface MetricsSources {
+  /** Totals over every watch the daemon ran (live and stopped). */
+  watchTotals: () => WatchTotals;
+  /** Tracked jobs by phase. */
+  jobsByPhase: () => Partial<Record<JobPhase, number>>;
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  private sources: MetricsSources = {
+    watchTotals: () => ({ events: 0, relists: 0, reconnects: 0, bytes: 0 }),
+    jobsByPhase: () => ({}),
+  };
+
+  readonly filesWritten: Histogram<never>;
+  readonly delivered: Histogram<never>;
+  readonly probeResults: Counter<'result'>;
+  readonly probeTimeToSuccess: Histogram<never>;
+  readonly hostsWrites: Counter<'result'>;
+  readonly jobOutcomes: Counter<'phase'>;
+  readonly apiRequests: Counter<'method' | 'route' | 'code'>;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    const self = this;
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'nnf_envd_' });
+
+    const totalCounter = (name: string, help: string, pick: (t: WatchTotals) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(pick(self.sources.watchTotals()));
+        },
+      });
+    totalCounter('nnf_envd_watch_events_total', 'Watch events received (all watches, including stopped ones).', (t) => t.events);
+    totalCounter('nnf_envd_watch_relists_total', 'Lists done by watches (initial and after 410 Expired).', (t) => t.relists);
+    totalCounter('nnf_envd_watch_reconnects_total', 'Watches re-established after an end, error or silence.', (t) => t.reconnects);
+    totalCounter('nnf_envd_watch_bytes_total', 'Bytes received on watches.', (t) => t.bytes);
+
+    new Gauge({
+      name: 'nnf_envd_tracked_jobs',
+      help: 'Jobs tracked now, by phase.',
+      labelNames: ['phase'],
+      registers,
+      collect() {
+        this.reset();
+        const byPhase = self.sources.jobsByPhase();
+        for (const phase of ['waiting', 'probing', 'delivered', 'failed', 'no-workflow'] as const) this.set({ phase }, byPhase[phase] ?? 0);
+      },
+    });
+
+    this.filesWritten = new Histogram({
+      name: 'nnf_envd_delivery_files_written_seconds',
+      help: 'From seeing PreRun finished to the job\'s files written.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.delivered = new Histogram({
+      name: 'nnf_envd_delivery_seconds',
+      help: 'From seeing PreRun finished to the job delivered (files written and ports probed).',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.probeResults = new Counter({
+      name: 'nnf_envd_port_probes_total',
+      help: 'Ports probed, by result (reachable, unreachable).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.probeTimeToSuccess = new Histogram({
+      name: 'nnf_envd_port_time_to_reachable_seconds',
+      help: 'Time from the start of a probe to the first successful connect of a port.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.hostsWrites = new Counter({
+      name: 'nnf_envd_hosts_writes_total',
+      help: 'Writes of the managed hosts block, by result (written, unchanged, error).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.jobOutcomes = new Counter({
+      name: 'nnf_envd_job_outcomes_total',
+      help: 'Jobs that reached a final phase, by phase.',
+      labelNames: ['phase'],
+      registers,
+    });
+    this.apiRequests = new Counter({
+      name: 'nnf_envd_api_requests_total',
+      help: 'Control socket requests, by method, route and status code.',
+      labelNames: ['method', 'route', 'code'],
+      registers,
+    });
+  }
+
+  setSources(sources: Partial<MetricsSources>): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  recordProbe(results: readonly PortResult[]): void {
+    for (const r of results) {
+      this.probeResults.inc({ result: r.reachable ? 'reachable' : 'unreachable' });
+      if (r.timeToFirstSuccessMs !== null) this.probeTimeToSuccess.observe(r.timeToFirstSuccessMs / 1000);
+    }
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

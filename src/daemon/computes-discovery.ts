@@ -1,0 +1,155 @@
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { parseJobId } from '../flux/jobid.js';
+import type { KubeClient } from '../kube/client.js';
+import { Reflector, reflectorOptionsFromConfig } from '../kube/reflector.js';
+import { dwsResource } from '../kube/resource.js';
+import type { Computes, Workflow } from '../dws/types.js';
+import { shortName } from '../dws/rabbit-assignment.js';
+import type { JobController } from './job-controller.js';
+import type { WatchStats } from './watch-stats.js';
+
+/**
+ * discovery=computes (schedulers without prolog hooks): a job is tracked when the `Computes`
+ * object of its workflow lists this node, and untracked when it stops listing it or goes away.
+ * The Computes is named like its workflow; the workflow's spec gives the job id and user.
+ */
+export interface ComputesDiscoveryOptions {
+  client: KubeClient;
+  dwsVersion: string;
+  namespace: string;
+  nodeName: string;
+  jobs: JobController;
+  config: Pick<Config, 'LIST_PAGE_SIZE' | 'WATCH_TIMEOUT' | 'WATCH_SILENCE_TIMEOUT' | 'BACKOFF_INITIAL' | 'BACKOFF_MAX' | 'MAX_LINE_BYTES'>;
+  watchStats?: WatchStats;
+  logger?: Logger;
+  /** Pause before retrying a workflow that could not be read. Default 5 s. */
+  retryMs?: number;
+}
+
+/** Pure: does this Computes object list `nodeName`? */
+export function computesListsNode(c: Computes | undefined, nodeName: string): boolean {
+  const data = c?.data;
+  if (!Array.isArray(data)) return false;
+  return data.some((d) => d && typeof d.name === 'string' && (d.name === nodeName || shortName(d.name) === shortName(nodeName)));
+}
+
+/** Pure: the job id a workflow names (f58plain or an integer), or undefined. */
+export function jobIdOfWorkflow(wf: Workflow): bigint | undefined {
+  const j = wf.spec?.jobID;
+  try {
+    if (typeof j === 'string') return parseJobId(j);
+    if (typeof j === 'number' && Number.isSafeInteger(j) && j >= 0) return BigInt(j);
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+export class ComputesDiscovery {
+  private watch: Reflector<Computes> | undefined;
+  private readonly logger: Logger;
+  /** workflow name -> job id, for jobs this discovery tracked. */
+  private readonly tracked = new Map<string, bigint>();
+  private readonly pending = new Set<string>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(private readonly opts: ComputesDiscoveryOptions) {
+    this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ discovery: 'computes' });
+  }
+
+  start(): Reflector<Computes> {
+    const w = new Reflector<Computes>({
+      client: this.opts.client,
+      resource: dwsResource('computes', this.opts.dwsVersion),
+      namespace: this.opts.namespace,
+      ...reflectorOptionsFromConfig(this.opts.config),
+      logger: this.logger,
+    });
+    this.watch = w;
+    this.opts.watchStats?.add(w);
+    w.on('added', (c) => this.consider(c));
+    w.on('updated', (c) => this.consider(c));
+    w.on('deleted', (c) => this.forget(c.metadata.name, 'Computes deleted'));
+    w.start();
+    return w;
+  }
+
+  /** False when the Computes watch loop has died. */
+  healthy(): boolean {
+    return !this.stopped && this.watch !== undefined && this.watch.state !== 'stopped';
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    const w = this.watch;
+    this.watch = undefined;
+    if (w) {
+      await w.stop();
+      this.opts.watchStats?.retire(w);
+    }
+  }
+
+  private consider(c: Computes): void {
+    const name = c.metadata.name;
+    if (!computesListsNode(c, this.opts.nodeName)) {
+      this.forget(name, 'Computes no longer lists this node');
+      return;
+    }
+    if (this.tracked.has(name) || this.pending.has(name)) return;
+    this.pending.add(name);
+    void this.trackFor(name).finally(() => this.pending.delete(name));
+  }
+
+  private async trackFor(name: string): Promise<void> {
+    if (this.stopped) return;
+    let wf: Workflow | undefined;
+    try {
+      wf = await this.opts.client.tryGet<Workflow>(dwsResource('workflows', this.opts.dwsVersion), this.opts.namespace, name);
+    } catch (err) {
+      this.logger.warn({ workflow: name, err: errorMessage(err) }, 'cannot read the workflow of a Computes that lists this node; retrying');
+      this.retry(name);
+      return;
+    }
+    if (!wf) {
+      this.logger.info({ workflow: name }, 'Computes lists this node but its workflow does not exist');
+      return;
+    }
+    const id = jobIdOfWorkflow(wf);
+    const userID = wf.spec?.userID;
+    if (id === undefined || typeof userID !== 'number') {
+      this.logger.warn({ workflow: name, jobID: wf.spec?.jobID, userID }, 'workflow has no usable spec.jobID / spec.userID; not tracked');
+      return;
+    }
+    // Still wanted? The Computes may have changed while we read the workflow.
+    const c = this.watch?.store.getObject(this.opts.namespace, name);
+    if (!computesListsNode(c, this.opts.nodeName) || this.stopped) return;
+    try {
+      await this.opts.jobs.track(id, userID, { source: 'computes', workflowName: name });
+      this.tracked.set(name, id);
+    } catch (err) {
+      this.logger.warn({ workflow: name, err: errorMessage(err) }, 'could not track the job of a Computes that lists this node');
+    }
+  }
+
+  private retry(name: string): void {
+    if (this.stopped || this.retryTimers.has(name)) return;
+    const t = setTimeout(() => {
+      this.retryTimers.delete(name);
+      const c = this.watch?.store.getObject(this.opts.namespace, name);
+      if (c) this.consider(c);
+    }, this.opts.retryMs ?? 5000);
+    t.unref();
+    this.retryTimers.set(name, t);
+  }
+
+  private forget(name: string, why: string): void {
+    const id = this.tracked.get(name);
+    if (id === undefined) return;
+    this.tracked.delete(name);
+    void this.opts.jobs.untrack(id, why).catch((err: unknown) => this.logger.error({ workflow: name, err: errorMessage(err) }, 'untrack failed'));
+  }
+}

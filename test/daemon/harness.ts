@@ -1,0 +1,128 @@
+/**
+ * Test harness for the daemon: the simulator over HTTP, a sandbox directory (runtime dir,
+ * hosts file, local-rabbit.conf, kubeconfig) and the daemon started in-process with a
+ * configuration loaded the way nnf-envd loads it.
+ */
+import { mkdtemp, rm, writeFile, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig, type LoadedConfig } from '../../src/config/load.js';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.js';
+import { startDaemon, type DaemonHandle } from '../../src/daemon/main.js';
+import { jobFiles } from '../../src/node/job-paths.js';
+
+export const NODE = 'compute-test';
+export const RABBIT = 'rabbit-sim';
+
+export const SAMPLE_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n# admin entry\n10.1.2.3 storage-gw\n';
+
+export interface Harness {
+  sim: Simulator;
+  dir: string;
+  kubeconfig: string;
+  runtimeDir: string;
+  jobsDir: string;
+  hostsFile: string;
+  localRabbitConf: string;
+  /** Flags used to load the config (to start a second daemon or a child process alike). */
+  flags: Record<string, string>;
+  daemon: DaemonHandle | undefined;
+  socketPath: string;
+  startDaemon(extra?: Record<string, string>): Promise<DaemonHandle>;
+  loadConfig(extra?: Record<string, string>): Promise<LoadedConfig>;
+  files(id: bigint): ReturnType<typeof jobFiles>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  sim?: SimulatorOptions;
+  config?: Record<string, string>;
+  /** Do not start the daemon (the test starts it, or runs it as a child). */
+  noDaemon?: boolean;
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
+  const dir = await mkdtemp(join(tmpdir(), 'nnf-envd-test-'));
+  const sim = await startSimulator({ computeName: NODE, rabbitName: RABBIT, ports: '0', stepDelayMs: 5, ...opts.sim });
+  const kubeconfig = join(dir, 'kubeconfig');
+  await sim.writeKubeconfig(kubeconfig);
+  const runtimeDir = join(dir, 'run');
+  const hostsFile = join(dir, 'hosts');
+  await writeFile(hostsFile, SAMPLE_HOSTS);
+  const localRabbitConf = join(dir, 'local-rabbit.conf');
+  const flags: Record<string, string> = {
+    KUBE_CONNECTION: 'kubeconfig',
+    KUBECONFIG: kubeconfig,
+    NODE_NAME: NODE,
+    RUNTIME_DIR: runtimeDir,
+    HOSTS_FILE: hostsFile,
+    LOCAL_RABBIT_CONF: localRabbitConf,
+    RABBIT_MAPPING_FILE: join(dir, 'rabbitmapping'),
+    LOG_LEVEL: 'silent',
+    PROBE_DEADLINE: '5s',
+    PROBE_ATTEMPT_TIMEOUT: '500ms',
+    PROBE_BACKOFF_INITIAL: '20ms',
+    PROBE_BACKOFF_MAX: '200ms',
+    BACKOFF_INITIAL: '50ms',
+    BACKOFF_MAX: '500ms',
+    ...opts.config,
+  };
+  const h: Harness = {
+    sim,
+    dir,
+    kubeconfig,
+    runtimeDir,
+    jobsDir: join(runtimeDir, 'jobs'),
+    hostsFile,
+    localRabbitConf,
+    flags,
+    daemon: undefined,
+    socketPath: join(runtimeDir, 'nnf-envd.sock'),
+    loadConfig: (extra = {}) => loadConfig({ argvFlags: { ...flags, ...extra }, env: {}, defaultConfigFile: null }),
+    async startDaemon(extra = {}) {
+      const loaded = await h.loadConfig(extra);
+      h.daemon = await startDaemon(loaded, pino({ level: process.env.NNF_TEST_LOG ?? 'silent' }), { env: {}, startupApiWaitMs: 2000, rabbitWaitMs: 5000 });
+      return h.daemon;
+    },
+    files: (id) => jobFiles(join(runtimeDir, 'jobs'), id),
+    async close() {
+      await h.daemon?.stop();
+      await sim.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  if (!opts.noDaemon) await h.startDaemon();
+  return h;
+}
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, everyMs = 10): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function readJson<T = unknown>(path: string): Promise<T> {
+  return JSON.parse(await readFile(path, 'utf8')) as T;
+}
+
+let nextJob = 0n;
+/** A fresh job id per call (distinct across test files: time-based high bits). */
+export function newJobId(): bigint {
+  nextJob++;
+  return (BigInt(Date.now()) << 20n) + (BigInt(process.pid & 0xff) << 12n) + (nextJob & 0xfffn);
+}
