@@ -44,7 +44,7 @@ export interface DeliveryPlan {
   warnings: string[];
 }
 
-export const PER_NODE_VARIABLES = ['NNF_LOCAL_RABBIT', 'NNF_LOCAL_RABBIT_ADDRESS', 'NNF_CONTAINER_TARGET', 'NNF_ENV_JOBID'] as const;
+export const PER_NODE_VARIABLES = ['NNF_LOCAL_RABBIT', 'NNF_LOCAL_RABBIT_ADDRESS', 'NNF_CONTAINER_TARGET', 'NNF_ENV_JOB_ID'] as const;
 
 /** Room kept in the env file for the daemon's own lines (header, token, per-node variables). */
 export const RESERVED_ENV_BYTES = 8192;
@@ -79,7 +79,7 @@ export function planDelivery(input: DeliveryPlanInput): DeliveryPlan {
     NNF_LOCAL_RABBIT: rabbit.name,
     NNF_LOCAL_RABBIT_ADDRESS: rabbit.address,
     NNF_CONTAINER_TARGET: containerTarget,
-    NNF_ENV_JOBID: job.id,
+    NNF_ENV_JOB_ID: job.id,
   };
   for (const name of PER_NODE_VARIABLES) {
     delete vars[name];

@@ -210,7 +210,7 @@ t.test('unknown keys: file, environment and flags, with suggestions', async (t) 
   const file = join(dir, 'nnf-env.conf');
   const err = await configError(t, load({
     configFile: file,
-    env: { NNF_ENV_NODENAME: 'x', NNF_ENV_JOBID: 'f2', NNF_ENV_FIXTURES: '/x', NNF_ENV_JOB_ID: 'f2' },
+    env: { NNF_ENV_NODENAME: 'x', NNF_ENV_FIXTURES: '/x', NNF_ENV_JOB_ID: 'f2' },
     argvFlags: { '--watch-timout': '5m' },
   }));
   t.equal(err.code, 'CONFIG_UNKNOWN_KEY');
@@ -220,7 +220,7 @@ t.test('unknown keys: file, environment and flags, with suggestions', async (t) 
     `COMPLETELY_UNRELATED_THING in ${file}:4: unknown key`,
     'NNF_ENV_NODENAME in the environment: unknown variable (did you mean NNF_ENV_NODE_NAME?)',
     '--watch-timout on the command line: unknown option (did you mean --watch-timeout?)',
-  ], 'NNF_ENV_JOBID, NNF_ENV_JOB_ID and NNF_ENV_FIXTURES are not config keys but allowed');
+  ], 'NNF_ENV_JOB_ID and NNF_ENV_FIXTURES are not config keys but allowed');
   t.equal(err.message, `5 configuration problems: ${err.problems.map((p) => p.message).join('; ')}`);
 });
 

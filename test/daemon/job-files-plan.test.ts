@@ -18,7 +18,7 @@ t.test('non-MPI: per-node variables, target is the local rabbit', async (t) => {
   t.equal(plan.vars.NNF_LOCAL_RABBIT, 'rabbit-node-1');
   t.equal(plan.vars.NNF_LOCAL_RABBIT_ADDRESS, '10.0.0.1');
   t.equal(plan.vars.NNF_CONTAINER_TARGET, 'rabbit-node-1');
-  t.equal(plan.vars.NNF_ENV_JOBID, 'fkEPGJX8vhd');
+  t.equal(plan.vars.NNF_ENV_JOB_ID, 'fkEPGJX8vhd');
   t.equal(plan.containerTarget, 'rabbit-node-1');
   t.equal(plan.targetIsLocalRabbit, true);
   t.same(plan.ports, [4000, 4001]);
@@ -47,11 +47,11 @@ t.test('MPI: target is the launcher', async (t) => {
 
 t.test('workflow cannot spoof per-node variables; token; no rabbit; no container', async (t) => {
   const wf = load('workflow-prerun-ready.yaml');
-  const env = validateWorkflowEnv({ ...wf.status!.env, NNF_LOCAL_RABBIT: 'evil', NNF_ENV_JOBID: 'f1' }, policy);
+  const env = validateWorkflowEnv({ ...wf.status!.env, NNF_LOCAL_RABBIT: 'evil', NNF_ENV_JOB_ID: 'f1' }, policy);
   const plan = planDelivery({ job, workflow: wf, env, token: 'tok', rabbit: { name: null, address: null } });
   t.notOk('NNF_LOCAL_RABBIT' in plan.vars, 'no rabbit: not set, and not the workflow\'s value');
   t.notOk('NNF_LOCAL_RABBIT_ADDRESS' in plan.vars);
-  t.equal(plan.vars.NNF_ENV_JOBID, 'fkEPGJX8vhd');
+  t.equal(plan.vars.NNF_ENV_JOB_ID, 'fkEPGJX8vhd');
   t.equal(plan.vars.DW_WORKFLOW_TOKEN, 'tok');
   t.equal(plan.containerTarget, null);
   t.match(plan.warnings.join(), /no rabbit/);

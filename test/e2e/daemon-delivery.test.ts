@@ -44,7 +44,7 @@ t.test('non-MPI job: tracked before PreRun, delivered after, ports probed on the
   t.equal(vars.NNF_LOCAL_RABBIT, RABBIT);
   t.equal(vars.NNF_LOCAL_RABBIT_ADDRESS, '127.0.0.1');
   t.equal(vars.NNF_CONTAINER_TARGET, RABBIT);
-  t.equal(vars.NNF_ENV_JOBID, formatJobId(id, 'f58plain'));
+  t.equal(vars.NNF_ENV_JOB_ID, formatJobId(id, 'f58plain'));
   t.ok(vars.DW_JOB_scratch, 'DW_JOB_* from the finished PreRun');
   t.equal(vars.DW_WORKFLOW_NAME, `fluxjob-${id}`);
   t.equal(vars.NNF_CONTAINER_PORTS, st.ports?.results.map((r) => r.port).join(','));

@@ -109,7 +109,7 @@ t.test('every nasty value arrives byte for byte; warnings logged', async (t) => 
   const vars: Record<string, string> = {};
   values.forEach((v, i) => (vars[`NNF_T_${String(i).padStart(4, '0')}`] = v));
   vars.NNF_LOCAL_RABBIT = 'rabbit-node-1';
-  vars.NNF_ENV_JOBID = 'fkEPGJX8vhd';
+  vars.NNF_ENV_JOB_ID = 'fkEPGJX8vhd';
   const facts = statusFacts(status({
     rejected: [{ name: 'LD_PRELOAD', reason: 'prefix-not-allowed' }],
     ports: { target: 'rabbit-node-1', address: '10.0.0.1', results: [
@@ -140,7 +140,7 @@ t.test('every nasty value arrives byte for byte; warnings logged', async (t) => 
 
 t.test('job id spellings: ƒ, f, decimal; whitespace; shell.info fallback', async (t) => {
   const ids = [0n, 1n, 57n, 58n, 1234n, ID + 7n, MAX_JOBID, 6787342413402046n];
-  for (const id of ids) await harness.writeFile(envPath(id), renderEnvFile({ NNF_ENV_JOBID: formatJobId(id, 'f58plain') }, header(id)));
+  for (const id of ids) await harness.writeFile(envPath(id), renderEnvFile({ NNF_ENV_JOB_ID: formatJobId(id, 'f58plain') }, header(id)));
   for (const id of ids) {
     const want = formatJobId(id, 'f58plain');
     const spellings = [formatJobId(id, 'f58'), want, id.toString(), ` ${want}\n`, '00' + id.toString(), 'f111' + want.slice(1)];
