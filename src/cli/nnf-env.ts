@@ -38,6 +38,10 @@ async function importCommand(entry: CommandEntry): Promise<CommandModule> {
 
 async function runCommand(entry: CommandEntry, args: string[]): Promise<void> {
   const mod = await importCommand(entry);
+  // Hot commands (export, get, prolog, epilog) answer plain invocations without loading
+  // commander; anything else they decline (false) and commander parses it (see ./fast-args.ts).
+  const fast = entry.factory === undefined ? mod.fastPath : undefined;
+  if (typeof fast === 'function' && (await (fast as (args: string[]) => Promise<boolean>)(args))) return;
   const factoryName = entry.factory ?? 'command';
   const factory = mod[factoryName];
   if (typeof factory !== 'function') {

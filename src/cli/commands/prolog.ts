@@ -1,0 +1,241 @@
+/**
+ * `nnf-env prolog`: the Flux job-manager prolog (per-rank, as root, on every node of every job).
+ * Asks nnf-envd to track the job (FLUX_JOB_ID in any encoding, FLUX_JOB_USERID) and waits
+ * until its environment is final or PROLOG_TIMEOUT passes. One line to stderr (the journal).
+ *
+ * A failing per-rank prolog drains the node, so problems of the user's job (workflow Error,
+ * unreachable ports, rejected variables, no workflow) always exit 0: the job-shell plugin tells
+ * the user. Node-side problems (daemon down, socket refused, API errors, timeout) follow
+ * PROLOG_ON_NODE_ERROR (`pass`: exit 0 and the job runs without its variables; `fail`: exit 1).
+ * docs/ADMIN-FLUX.md explains the default.
+ */
+import { createRequire } from 'node:module';
+import type { Command } from 'commander';
+import type { JobStatus } from '../../node/job-status.js';
+
+export type NodeErrorPolicy = 'pass' | 'fail';
+
+export interface PrologOutcome {
+  /** What the log line says after the workflow name. */
+  result: string;
+  exitCode: 0 | 1;
+}
+
+/** The job's final status -> log text; always exit 0 (user-job problems never fail the prolog). */
+export function describeFinal(status: JobStatus): string {
+  switch (status.phase) {
+    case 'delivered': {
+      const notes: string[] = [`${status.variables.length} variables`];
+      const results = status.ports?.results ?? [];
+      const bad = results.filter((r) => !r.reachable).map((r) => r.port);
+      if (results.length > 0) notes.push(bad.length ? `ports unreachable: ${bad.join(',')}` : `${results.length} ports reachable`);
+      if (status.rejected.length > 0) notes.push(`rejected: ${status.rejected.map((r) => `${r.name} (${r.reason})`).join(', ')}`);
+      return `delivered (${notes.join('; ')})`;
+    }
+    case 'failed':
+      return `failed (user job problem, job runs without variables): ${status.error ? `${status.error.code}: ${status.error.message}` : status.workflow?.message ?? 'no message'}`;
+    case 'no-workflow':
+      return 'no workflow';
+    default:
+      return `phase ${status.phase}`;
+  }
+}
+
+/** A node-side problem -> log text and exit code by policy. */
+export function nodeErrorOutcome(problem: string, policy: NodeErrorPolicy): PrologOutcome {
+  return policy === 'fail'
+    ? { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=fail: failing the prolog, Flux drains this node)`, exitCode: 1 }
+    : { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=pass: the job runs without its nnf-env variables)`, exitCode: 0 };
+}
+
+async function prologAction(opts: { config?: string }): Promise<void> {
+  const started = performance.now();
+  const { line, exitCode } = await runProlog({ env: process.env, configFile: opts.config, started });
+  process.stderr.write(line + '\n');
+  process.exitCode = exitCode;
+}
+
+/** The plain invocation from the Flux script, without commander (see ../fast-args.ts). */
+export async function fastPath(args: string[]): Promise<boolean> {
+  const { simpleArgs } = await import('../fast-args.js');
+  const a = simpleArgs(args, ['--config'], 0);
+  if (!a) return false;
+  await prologAction({ config: a.flags.get('--config') });
+  return true;
+}
+
+export function command(): Command {
+  // Not imported at the top: the fast path must not pay for commander.
+  const { Command } = createRequire(import.meta.url)('commander') as typeof import('commander');
+  return new Command('prolog')
+    .description('Flux job-manager prolog: have nnf-envd track the job and wait for its environment (root)')
+    .option('--config <file>', 'configuration file (default /etc/nnf-env/nnf-env.conf)')
+    .action(prologAction);
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** What prolog, epilog and the admin commands need from the configuration. */
+export interface NodeSettings {
+  socketPath: string;
+  prologTimeoutMs: number;
+  onNodeError: NodeErrorPolicy;
+  workflowNamespace: string;
+  workflowNameTemplate: string;
+}
+
+const NODE_KEYS = ['SOCKET_PATH', 'RUNTIME_DIR', 'PROLOG_TIMEOUT', 'PROLOG_ON_NODE_ERROR', 'WORKFLOW_NAMESPACE', 'WORKFLOW_NAME_TEMPLATE'] as const;
+
+/**
+ * The configuration (file + NNF_ENV_* environment) the perilog needs: through ../light-config.ts
+ * (a few keys, fast), else the full loader (which also reports any problem in the file).
+ */
+export async function loadNodeSettings(env: Env, configFile: string | undefined): Promise<NodeSettings> {
+  const { readConfigKeys } = await import('../light-config.js');
+  let config = readConfigKeys(NODE_KEYS, { env, configFile }) as Record<(typeof NODE_KEYS)[number], unknown> | null;
+  if (config === null) {
+    const { loadConfig } = await import('../../config/load.js');
+    config = (await loadConfig({ argvFlags: {}, env: env as NodeJS.ProcessEnv, configFile })).config as unknown as Record<(typeof NODE_KEYS)[number], unknown>;
+  }
+  // Spelled out: the schema's inferred value types are wider than what the loader guarantees.
+  const c = config as {
+    SOCKET_PATH: string; RUNTIME_DIR: string; PROLOG_TIMEOUT: number; PROLOG_ON_NODE_ERROR: string;
+    WORKFLOW_NAMESPACE: string; WORKFLOW_NAME_TEMPLATE: string;
+  };
+  return {
+    socketPath: c.SOCKET_PATH || `${c.RUNTIME_DIR.replace(/\/+$/, '')}/nnf-envd.sock`,
+    prologTimeoutMs: c.PROLOG_TIMEOUT,
+    onNodeError: c.PROLOG_ON_NODE_ERROR as NodeErrorPolicy,
+    workflowNamespace: c.WORKFLOW_NAMESPACE,
+    workflowNameTemplate: c.WORKFLOW_NAME_TEMPLATE,
+  };
+}
+
+export interface PerilogJob {
+  id: bigint;
+  /** `ƒ...` for the log line (what `flux jobs` shows). */
+  f58: string;
+}
+
+/** FLUX_JOB_ID in any encoding; throws a plain message for the log line. */
+export async function perilogJob(env: Env): Promise<PerilogJob> {
+  const text = env.FLUX_JOB_ID;
+  if (text === undefined || text.trim() === '') throw new Error('FLUX_JOB_ID is not set (not run by the Flux perilog?)');
+  const { parseJobId, formatJobId } = await import('../../flux/jobid.js');
+  const id = parseJobId(text);
+  return { id, f58: formatJobId(id, 'f58') };
+}
+
+export async function workflowLabelFor(settings: NodeSettings | null, id: bigint, status: JobStatus | null): Promise<string> {
+  if (status?.workflow) return `${status.workflow.namespace}/${status.workflow.name}`;
+  if (!settings) return '-';
+  try {
+    const { workflowNameFor } = await import('../../dws/workflow-name.js');
+    return `${settings.workflowNamespace}/${workflowNameFor(settings.workflowNameTemplate, id)}`;
+  } catch {
+    return '-';
+  }
+}
+
+/** Longest single long poll; the loop asks again until PROLOG_TIMEOUT. */
+const LONG_POLL_MS = 5 * 60_000;
+
+export interface PrologRun {
+  env: Env;
+  configFile: string | undefined;
+  /** performance.now() when the command started, for the time in the log line. */
+  started: number;
+}
+
+/** Runs the prolog; never throws: every failure becomes the log line and an exit code. */
+export async function runProlog(run: PrologRun): Promise<{ line: string; exitCode: 0 | 1 }> {
+  let job: PerilogJob | null = null;
+  let settings: NodeSettings | null = null;
+  let status: JobStatus | null = null;
+  let outcome: PrologOutcome;
+  try {
+    job = await perilogJob(run.env);
+    settings = await loadNodeSettings(run.env, run.configFile);
+  } catch (err) {
+    outcome = nodeErrorOutcome(messageOf(err), await policyWithoutConfig(run.env, run.configFile));
+    return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode };
+  }
+  try {
+    const client = await import('../../api/client.js');
+    const userID = parseUserId(run.env.FLUX_JOB_USERID);
+    const deadline = run.started + settings.prologTimeoutMs;
+    status = (await client.trackJob(settings.socketPath, job.id, userID)).status;
+    while (!isFinal(status)) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      status = await client.getJob(settings.socketPath, job.id, { wait: true, timeoutMs: Math.min(left, LONG_POLL_MS) });
+    }
+    if (isFinal(status)) outcome = { result: describeFinal(status), exitCode: 0 };
+    else {
+      const why = status.error ? `; daemon reports ${status.error.code}: ${status.error.message}` : '';
+      outcome = nodeErrorOutcome(`timed out after ${Math.round(settings.prologTimeoutMs / 1000)}s in phase ${status.phase}${why}`, settings.onNodeError);
+    }
+  } catch (err) {
+    outcome = nodeErrorOutcome(messageOf(err), settings.onNodeError);
+  }
+  return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode };
+}
+
+/**
+ * PROLOG_ON_NODE_ERROR when the configuration as a whole could not be loaded (or there is no
+ * job id): the admin's choice still counts where it can be read at all, so that `fail` is not
+ * silently turned into `pass` by an unrelated typo in the file. Else the default, pass.
+ */
+export async function policyWithoutConfig(env: Env, configFile: string | undefined): Promise<NodeErrorPolicy> {
+  try {
+    const { readConfigKeys } = await import('../light-config.js');
+    const light = readConfigKeys(['PROLOG_ON_NODE_ERROR'], { env, configFile });
+    if (light) return light.PROLOG_ON_NODE_ERROR as NodeErrorPolicy;
+  } catch {
+    // fall through
+  }
+  const fromEnv = env.NNF_ENV_PROLOG_ON_NODE_ERROR?.trim().toLowerCase();
+  if (fromEnv === 'fail' || fromEnv === 'pass') return fromEnv;
+  try {
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(configFile || env.NNF_ENV_CONFIG || '/etc/nnf-env/nnf-env.conf', 'utf8');
+    const matches = [...text.matchAll(/^[ \t]*(?:export[ \t]+)?PROLOG_ON_NODE_ERROR[ \t]*=[ \t]*['"]?(pass|fail)\b/gim)];
+    const last = matches.at(-1)?.[1]?.toLowerCase();
+    if (last === 'fail' || last === 'pass') return last;
+  } catch {
+    // no readable file: the default
+  }
+  return 'pass';
+}
+
+function isFinal(status: JobStatus): boolean {
+  return status.phase === 'delivered' || status.phase === 'failed' || status.phase === 'no-workflow';
+}
+
+function parseUserId(text: string | undefined): number {
+  if (text === undefined || !/^\d{1,10}$/.test(text.trim())) throw new Error(`FLUX_JOB_USERID ${JSON.stringify(text ?? null)} is not a user id`);
+  const n = Number(text.trim());
+  if (n > 0xffffffff) throw new Error(`FLUX_JOB_USERID ${text} is out of range`);
+  return n;
+}
+
+export function messageOf(err: unknown): string {
+  const e = err as { describe?: () => string; message?: string } | null;
+  if (e && typeof e.describe === 'function') return e.describe();
+  if (e && typeof e.message === 'string') return e.message;
+  return String(err);
+}
+
+/** `nnf-env prolog: job ƒX workflow ns/name <result> in <ms>ms` */
+export async function logLine(
+  which: 'prolog' | 'epilog',
+  job: PerilogJob | null,
+  settings: NodeSettings | null,
+  status: JobStatus | null,
+  result: string,
+  started: number,
+): Promise<string> {
+  const wf = job ? await workflowLabelFor(settings, job.id, status) : '-';
+  const ms = Math.round(performance.now() - started);
+  return `nnf-env ${which}: job ${job?.f58 ?? '?'} workflow ${wf} ${result} in ${ms}ms`;
+}
