@@ -174,6 +174,8 @@ export class WatchHub {
     res.on('error', (err) => this.opts.logger.debug({ err }, 'watch connection error'));
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.socket?.setNoDelay(true);
+    // As kube-apiserver does: the client learns at once that the watch started, events or not.
+    res.flushHeaders();
     const w = new Watcher(spec, res, this);
     if (spec.fromRV === undefined) {
       for (const o of this.store.list(spec.res, spec.namespace)) if (w.matches(o)) w.send(w.line('ADDED', o));

@@ -1,0 +1,12 @@
+/**
+ * SIGKILL of nnf-envd at random moments, 20 times (see ./crash.ts); `npm run soak` does 100.
+ */
+import t from 'tap';
+import { runCrashLoop } from './crash.js';
+
+t.test('SIGKILL at random moments, 20 times: runtime dir and hosts file whole after each, then converge', async (t) => {
+  const r = await runCrashLoop({ kills: 20, jobsPerRound: 4 });
+  t.comment(`${r.kills} kills: ${r.midWrite} left a temp file (a write in flight), ${r.duringStart} during start; ${r.jobs} jobs converged ${r.convergeMs.toFixed(0)} ms after the last start`);
+  t.same(r.problems.slice(0, 20), [], 'nothing partial, nothing lost');
+  t.ok(r.jobs > 0, 'jobs were delivered across the kills');
+});
