@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { NnfEnvError, errnoCode } from '../errors.js';
 import { parseJobId, formatJobId } from '../flux/jobid.js';
 import { jobFiles } from '../node/job-paths.js';
-import { parseEnvFile } from '../node/env-file.js';
+import { parseEnvFileWithFacts, type EnvFileFact } from '../node/env-file.js';
 import type { JobStatus } from '../node/job-status.js';
 
 // ---------------------------------------------------------------- errors (exit codes are stable)
@@ -78,6 +78,15 @@ export class WorkflowFailedError extends JobContextError {
   constructor(job: string, workflow: string, message: string) {
     super('WORKFLOW_FAILED', `the workflow ${workflow} of job ${job} failed: ${message}`, EXIT.WORKFLOW_FAILED, {
       hint: 'the job\'s storage or containers could not be set up; see flux job eventlog and the workflow\'s status.message',
+    });
+  }
+}
+
+/** The prolog found nnf-envd down and left only a warning (src/cli/prolog-notice.ts). */
+export class NodeNotSetUpError extends JobContextError {
+  constructor(job: string, detail: string) {
+    super('NODE_ERROR', `no nnf-env variables for job ${job} on this node: ${detail}`, EXIT.FAILURE, {
+      hint: 'the job started while nnf-envd was not running here; an admin can run nnf-env doctor',
     });
   }
 }
@@ -172,6 +181,8 @@ export interface JobFilesRead {
   status: JobStatus | null;
   /** The env file's variables, null when the file does not exist. */
   variables: Map<string, string> | null;
+  /** The env file's fact lines (phase, warnings), null when the file does not exist. */
+  facts?: EnvFileFact[] | null;
 }
 
 function readOptional(path: string, ref: JobRef): string | null {
@@ -205,16 +216,18 @@ export function readJobFiles(jobsDir: string, ref: JobRef, opts: { env?: boolean
   const paths = jobFiles(jobsDir, ref.id);
   const status = readJobStatus(paths.status, ref);
   let variables: Map<string, string> | null = null;
+  let facts: EnvFileFact[] | null = null;
   if (opts.env !== false) {
     const text = readOptional(paths.env, ref);
-    if (text !== null) variables = parseVariables(text, paths.env);
+    if (text !== null) ({ variables, facts } = parseVariables(text, paths.env));
   }
-  return { ref, jobsDir, envPath: paths.env, statusPath: paths.status, status, variables };
+  return { ref, jobsDir, envPath: paths.env, statusPath: paths.status, status, variables, facts };
 }
 
-function parseVariables(text: string, path: string): Map<string, string> {
+function parseVariables(text: string, path: string): { variables: Map<string, string>; facts: EnvFileFact[] } {
   try {
-    return new Map(Object.entries(parseEnvFile(text, path)));
+    const parsed = parseEnvFileWithFacts(text, path);
+    return { variables: new Map(Object.entries(parsed.vars)), facts: parsed.facts };
   } catch (err) {
     if (err instanceof NnfEnvError) throw new CorruptJobFileError(path, err.message);
     throw err;
@@ -230,9 +243,14 @@ export function workflowLabel(status: JobStatus | null): string {
  * The decision every variable-reading command makes: the variables when the job's environment
  * is final, else the error that says why not. Pure: tested without files.
  */
-export function deliveredVariables(files: Pick<JobFilesRead, 'ref' | 'jobsDir' | 'status' | 'variables'>): Map<string, string> {
+export function deliveredVariables(files: Pick<JobFilesRead, 'ref' | 'jobsDir' | 'status' | 'variables' | 'facts'>): Map<string, string> {
   const { ref, status, variables } = files;
   if (status === null) {
+    // No status file ever comes with the prolog's daemon-down notice: say what it says.
+    if (files.facts?.some((f) => f.key === 'phase' && f.value === 'node-error')) {
+      const said = files.facts.filter((f) => f.key === 'warning').map((f) => f.value);
+      throw new NodeNotSetUpError(ref.name, said.join('; ') || 'nnf-envd was not running when the job started');
+    }
     // The env file is written before the status file: alone, it is a write in progress.
     if (variables !== null) throw new NotDeliveredError(ref.name, 'files are being written');
     throw new NoJobFilesError(ref.name, files.jobsDir);

@@ -50,7 +50,8 @@ async function runCommand(entry: CommandEntry, args: string[]): Promise<void> {
   const cmd = (factory as () => CommanderCommand)();
   // A parent named nnf-env makes commander's usage lines read `nnf-env <command> ...`.
   const { Command } = await import('commander');
-  const root = new Command('nnf-env');
+  // Positional: options after a command's operands belong to them (`nnf-env run sh -c ...`).
+  const root = new Command('nnf-env').enablePositionalOptions();
   root.addCommand(cmd.name(entry.name));
   await root.parseAsync([entry.name, ...args], { from: 'user' });
 }

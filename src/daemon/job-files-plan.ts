@@ -115,6 +115,24 @@ export function renderJobEnvFile(plan: DeliveryPlan, status: DaemonJobStatus): s
   return renderEnvFile(plan.vars, envFileHeader(status.job, wf), envFileFacts(status));
 }
 
+/**
+ * An env file that sets nothing and only tells the user: the header and `facts`, never a
+ * variable. For jobs the shell plugin must warn about although they get no environment.
+ */
+export function renderNoticeEnvFile(job: { id: string }, workflow: { namespace: string; name: string } | null, facts: EnvFileFacts): string {
+  const header = workflow ? envFileHeader(job, workflow) : `nnf-env: job ${job.id} (generated, do not edit)`;
+  return renderEnvFile({}, header, facts);
+}
+
+/**
+ * The env file of a failed job: phase=failed and the job-warning with the workflow's message,
+ * and no variable whatever the workflow holds (a USER_MISMATCH workflow's variables belong to
+ * another user; an Error workflow's may be half set).
+ */
+export function renderFailedEnvFile(status: DaemonJobStatus): string {
+  return renderNoticeEnvFile(status.job, status.workflow, envFileFacts(status));
+}
+
 export interface StatusInput {
   job: JobIdentity & { id: string };
   workflowRef: { namespace: string; name: string };

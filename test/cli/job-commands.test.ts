@@ -300,6 +300,17 @@ t.test('run: variables set, exit code and signal passed on', async (t) => {
   t.equal(fwd.code, 3, 'the command handled the forwarded SIGTERM');
   t.ok(existsSync(marker));
 
+  // Without `--`: options after the command name are the command's.
+  await writeJob(sb.jobsDir, JOB, { vars: { DW_JOBS: '/mnt/nnf/jobs dir', DW_JOB_a: 'x' } });
+  const bare = await runCli(['run', 'sh', '-c', 'echo $DW_JOBS'], { env: env() });
+  t.equal(bare.code, 0, bare.stderr);
+  t.equal(bare.stdout, '/mnt/nnf/jobs dir\n', 'nnf-env run sh -c \'echo $DW_JOBS\' prints the value');
+  const withJob = await runCli(['run', '--job', F58, 'sh', '-c', 'printf "%s|%s|%s" "$0" "$1" "$DW_JOB_a"', '--job', '--help'], { env: baseEnv(sb) });
+  t.equal(withJob.stdout, '--job|--help|x', '--job before the command is nnf-env\'s; --job and --help after it are the command\'s');
+  const help = await runCli(['run', '--help'], { env: env() });
+  t.equal(help.code, 0);
+  t.match(help.stdout, /Usage: nnf-env run \[options\] <command\.\.\.>/);
+
   const missing = await runCli(['run', '--', 'no-such-command-xyz'], { env: env() });
   t.equal(missing.code, 127);
   t.match(missing.stderr, /no-such-command-xyz: command not found/);

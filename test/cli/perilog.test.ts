@@ -4,11 +4,15 @@
  * (With the real daemon and simulator: test/e2e/full-path.test.ts.)
  */
 import t, { type Test } from 'tap';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, lstat, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { formatJobId } from '../../src/flux/jobid.js';
+import { jobFiles } from '../../src/node/job-paths.js';
+import { parseEnvFileWithFacts } from '../../src/node/env-file.js';
+import { LuaPluginHarness } from '../lua/harness.js';
 import { repoRoot } from '../helpers/paths.js';
-import { baseEnv, makeSandbox, runCli, runShell, statusFor, type Sandbox } from './job-files.js';
+import { baseEnv, makeSandbox, runCli, runShell, statusFor, writeJob, type Sandbox } from './job-files.js';
 import { reply, startStandIn, type StandInDaemon } from './stand-in-daemon.js';
 import type { JobStatus } from '../../src/node/job-status.js';
 
@@ -92,8 +96,10 @@ t.test('node errors follow PROLOG_ON_NODE_ERROR (default pass)', async (t) => {
   const down = await runCli(['prolog'], { env: env() });
   t.equal(down.code, 0, 'pass: the job runs');
   t.match(resultOf(down.stderr), /^NODE ERROR: nnf-envd is not running \(socket .*nnf-envd\.sock\) \(systemctl status nnf-envd\) \(PROLOG_ON_NODE_ERROR=pass/);
+  await rm(jobFiles(sb.jobsDir, JOB).env, { force: true }); // its warning file: test below
   const downFail = await runCli(['prolog'], { env: env({ NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) });
   t.equal(downFail.code, 1, 'fail: the prolog fails');
+  t.notOk(await present(jobFiles(sb.jobsDir, JOB).env), 'fail: no warning file (the job does not run)');
   t.match(downFail.stderr, /PROLOG_ON_NODE_ERROR=fail: failing the prolog, Flux drains this node/);
 
   // the policy from the config file
@@ -127,6 +133,74 @@ t.test('node errors follow PROLOG_ON_NODE_ERROR (default pass)', async (t) => {
   const slowFail = await runCli(['prolog'], { env: env({ NNF_ENV_PROLOG_TIMEOUT: '500ms', NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) });
   t.equal(slowFail.code, 1);
   await d.close();
+  t.notOk(await present(jobFiles(sb.jobsDir, JOB).env), 'API error, timeout: the daemon is up, the prolog writes nothing');
+});
+
+async function present(path: string): Promise<boolean> {
+  return lstat(path).then(() => true, () => false);
+}
+
+t.test('daemon down with pass: a warning-only env file the job shell logs', async (t) => {
+  const id = JOB + 1n;
+  const files = jobFiles(sb.jobsDir, id);
+  const jobEnv = env({ FLUX_JOB_ID: formatJobId(id, 'f58') });
+  const r = await runCli(['prolog'], { env: jobEnv });
+  t.equal(r.code, 0, 'pass: the job runs');
+  t.match(r.stderr, /NODE ERROR: nnf-envd is not running .*\(PROLOG_ON_NODE_ERROR=pass: the job runs without its nnf-env variables\); job shell warned \(.*\.env\) in \d+ms\n$/);
+
+  const st = await stat(files.env);
+  t.equal(st.mode & 0o777, 0o600, 'mode 0600');
+  if (process.getuid?.() === 0) t.equal(st.uid, 1050, 'owned by FLUX_JOB_USERID');
+  t.notOk(await present(files.status), 'no status file (the daemon writes those)');
+  const text = await readFile(files.env);
+  const { vars, facts } = parseEnvFileWithFacts(text, files.env);
+  t.same(vars, {}, 'no variables');
+  t.same(facts.map((f) => f.key), ['phase', 'warning']);
+  t.equal(facts[0]!.value, 'node-error');
+  t.match(facts[1]!.value, new RegExp(`^nnf-envd was not running on ${hostname().replace(/[.]/g, '\\.')} when the job started: DW_\\*/NNF_\\* variables are not set on this node`));
+  t.match(text.toString(), new RegExp(`^# nnf-env: job ${formatJobId(id, 'f58plain')} workflow default/fluxjob-${id} \\(generated, do not edit\\)\n`));
+
+  // The Flux shell plugin on this file: the warning on every rank, nothing set.
+  const lua = await LuaPluginHarness.create();
+  await lua.writeFile(files.env, text);
+  for (const rank of [0, 3]) {
+    const run = await lua.run({ env: { FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_JOBS_DIR: sb.jobsDir }, info: { rank } });
+    t.same(run.setenv, [], `rank ${rank}: nothing set`);
+    t.same(run.errors, [], `rank ${rank}: no error`);
+    t.same(run.logs, [`nnf-env: ${facts[1]!.value}`], `rank ${rank}: the warning logged`);
+  }
+
+  // The helper says what happened instead of "not delivered yet".
+  const exp = await runCli(['export'], { env: baseEnv(sb, { FLUX_JOB_ID: formatJobId(id, 'f58') }), ...(process.getuid?.() === 0 ? { uid: 1050, gid: 1050 } : {}) });
+  t.equal(exp.code, 1);
+  t.match(exp.stderr, /no nnf-env variables for job f\w+ on this node: nnf-envd was not running on /);
+
+  // Again (a second prolog, or the daemon's files): never overwritten.
+  await writeFile(files.env, text.toString().replace('node-error', 'node-error-x'));
+  const again = await runCli(['prolog'], { env: jobEnv });
+  t.equal(again.code, 0);
+  t.match(again.stderr, /job shell not warned: .*\.env already exists/);
+  t.match(await readFile(files.env, 'utf8'), /node-error-x/, 'left alone');
+  await rm(files.env);
+
+  const withStatus = JOB + 2n;
+  await writeJob(sb.jobsDir, withStatus, { envFile: false, status: { phase: 'waiting' } });
+  const s2 = await runCli(['prolog'], { env: env({ FLUX_JOB_ID: formatJobId(withStatus, 'f58') }) });
+  t.equal(s2.code, 0);
+  t.match(s2.stderr, /job shell not warned: .*\.json already exists/);
+  t.notOk(await present(jobFiles(sb.jobsDir, withStatus).env), 'a job with a status file gets no warning file');
+
+  // No jobs directory (nnf-envd never ran here): nothing created.
+  const elsewhere = join(sb.root, 'never-ran');
+  const s3 = await runCli(['prolog'], { env: env({ FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_RUNTIME_DIR: elsewhere }) });
+  t.equal(s3.code, 0);
+  t.match(s3.stderr, /job shell not warned: .*never-ran\/jobs does not exist/);
+  t.notOk(await present(elsewhere), 'the prolog creates no directory');
+
+  // No user id: no file (it could not be given to the job's user), still exit 0.
+  const s5 = await runCli(['prolog'], { env: { ...jobEnv, FLUX_JOB_USERID: 'bob' } });
+  t.equal(s5.code, 0);
+  t.notOk(await present(files.env), 'bad FLUX_JOB_USERID: no file');
 });
 
 t.test('bad input from Flux', async (t) => {

@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { validateWorkflowEnv } from '../../src/dws/env-policy.js';
 import type { Workflow } from '../../src/dws/types.js';
 import { parseEnvFileWithFacts } from '../../src/node/env-file.js';
-import { buildJobStatus, planDelivery, renderJobEnvFile, renderStatusFile } from '../../src/daemon/job-files-plan.js';
+import { buildJobStatus, planDelivery, renderFailedEnvFile, renderJobEnvFile, renderNoticeEnvFile, renderStatusFile } from '../../src/daemon/job-files-plan.js';
 import { fixture } from '../helpers/paths.js';
 
 const load = (name: string): Workflow => parse(readFileSync(fixture(name), 'utf8')) as Workflow;
@@ -76,4 +76,30 @@ t.test('no-workflow status', async (t) => {
   t.equal(s.workflow, null);
   t.same(s.variables, []);
   t.equal(s.ports, null);
+});
+
+t.test('failed: an env file with the facts and never a variable', async (t) => {
+  // A ready workflow (variables in status.env) that fails for this job, e.g. USER_MISMATCH.
+  const wf = load('workflow-prerun-ready.yaml');
+  t.ok(Object.keys(wf.status!.env ?? {}).length > 0, 'the workflow has variables');
+  const status = buildJobStatus({
+    job, workflowRef: { namespace: 'default', name: wf.metadata.name }, workflow: wf, phase: 'failed',
+    error: { code: 'USER_MISMATCH', message: 'workflow belongs to user 2000, not 1050' }, rabbit, timings: { trackedAt: 't' },
+  });
+  const text = renderFailedEnvFile(status);
+  t.match(text, /^# nnf-env: job fkEPGJX8vhd workflow default\/fluxjob-321103304048246784 \(generated, do not edit\)\n/);
+  const parsed = parseEnvFileWithFacts(text, 'x');
+  t.same(parsed.vars, {}, 'no variable');
+  t.same(parsed.facts, [
+    { key: 'phase', value: 'failed' },
+    { key: 'job-warning', value: 'workflow default/fluxjob-321103304048246784 failed, its variables are not set: workflow belongs to user 2000, not 1050' },
+  ]);
+  for (const name of Object.keys(wf.status!.env ?? {})) t.notOk(text.includes(`${name}=`), `${name} not in the file`);
+});
+
+t.test('notice file: facts only, with or without a workflow', async (t) => {
+  const text = renderNoticeEnvFile({ id: 'fkEPGJX8vhd' }, null, { phase: 'node-error', warning: 'w' });
+  t.equal(text, '# nnf-env: job fkEPGJX8vhd (generated, do not edit)\n# nnf-env:phase=node-error\n# nnf-env:warning=w\n');
+  const named = renderNoticeEnvFile({ id: 'fkEPGJX8vhd' }, { namespace: 'default', name: 'fluxjob-1' }, { warning: 'w' });
+  t.equal(named, '# nnf-env: job fkEPGJX8vhd workflow default/fluxjob-1 (generated, do not edit)\n# nnf-env:warning=w\n');
 });

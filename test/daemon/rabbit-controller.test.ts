@@ -45,7 +45,10 @@ t.test('SystemConfiguration changes are applied while running; external computes
   h.sim.patchMerge(SC, 'default', 'default', { spec: { storageNodes: sc.spec.storageNodes!.map((s) => ({ ...s, computesAccess: [] })), externalComputeNodes: [{ name: NODE }] } });
   await eventually('block removed', async () => (await block(h.hostsFile)) === null);
   t.equal(await readFile(h.hostsFile, 'utf8'), SAMPLE_HOSTS, 'every byte outside the block preserved');
-  const st = h.daemon!.status() as { rabbit: { name: string | null; reason: string } };
+  // The status is committed after the files are written: wait for it too.
+  type RabbitView = { rabbit: { name: string | null; reason: string } };
+  await eventually('status updated', async () => (h.daemon!.status() as RabbitView).rabbit.name === null);
+  const st = h.daemon!.status() as RabbitView;
   t.equal(st.rabbit.name, null);
   t.match(st.rabbit.reason, /external compute node/);
 });

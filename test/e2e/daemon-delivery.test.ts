@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:net';
 import { trackJob, getJob, untrackJob } from '../../src/api/client.js';
 import { dwsResource } from '../../src/kube/resource.js';
 import { formatJobId } from '../../src/flux/jobid.js';
-import { parseEnvFile } from '../../src/node/env-file.js';
+import { parseEnvFile, parseEnvFileWithFacts } from '../../src/node/env-file.js';
 import type { Workflow } from '../../src/dws/types.js';
 import type { JobStatus } from '../../src/node/job-status.js';
 import { NODE, RABBIT, startHarness, exists, eventually, readJson, newJobId } from '../daemon/harness.js';
@@ -190,8 +190,17 @@ t.test('mismatched user id: failed, never delivered', async (t) => {
   const st = await getJob(h.socketPath, id.toString(), { wait: true, timeoutMs: 10_000 });
   t.equal(st.phase, 'failed');
   t.equal(st.error?.code, 'USER_MISMATCH');
-  t.notOk(await exists(h.files(id).env), 'no env file');
   t.equal((await readJson<JobStatus>(h.files(id).status)).phase, 'failed');
+  // An env file for the shell plugin's warning, with none of the other user's variables.
+  const wf = h.sim.get<Workflow>(WF, 'default', `fluxjob-${id}`);
+  t.ok(Object.keys(wf?.status?.env ?? {}).length > 0, 'the other user\'s workflow has variables');
+  const { vars, facts } = parseEnvFileWithFacts(await readFile(h.files(id).env), 'env');
+  t.same(vars, {}, 'no variable at all');
+  t.same(facts.filter((f) => f.key === 'phase'), [{ key: 'phase', value: 'failed' }]);
+  t.match(facts.filter((f) => f.key === 'job-warning').map((f) => f.value).join('\n'), /failed, its variables are not set: /);
+  const est = await stat(h.files(id).env);
+  t.equal(est.mode & 0o777, 0o600, 'mode 0600');
+  if (process.getuid?.() === 0) t.equal(est.uid, 1050, 'owned by the tracked job user');
 });
 
 t.test('workflow error: failed with the workflow message', async (t) => {
@@ -204,7 +213,9 @@ t.test('workflow error: failed with the workflow message', async (t) => {
   t.equal(st.phase, 'failed');
   t.equal(st.error?.code, 'WORKFLOW_ERROR');
   t.ok(st.error?.message);
-  t.notOk(await exists(h.files(id).env));
+  const { vars, facts } = parseEnvFileWithFacts(await readFile(h.files(id).env), 'env');
+  t.same(vars, {}, 'an env file without variables');
+  t.ok(facts.some((f) => f.key === 'job-warning' && f.value.includes(st.error!.message.slice(0, 40))), 'its job-warning has the workflow\'s message');
 });
 
 t.test('hosts block and local-rabbit.conf', async (t) => {

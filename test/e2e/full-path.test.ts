@@ -172,12 +172,12 @@ t.test('a failed workflow: the prolog exits 0, the plugin warns, the helper says
   const run = await plugin(id);
   t.same(run.dies, [], 'the shell does not die');
   const said = [...run.logs, ...run.errors].join('\n');
-  // The plugin reads only the env file; for a failed job nnf-envd removes it and writes only
-  // the status file, so the plugin has nothing to tell the user from. An env file with no
-  // variables and the job-warning fact (statusFacts) would carry it: open with the daemon.
-  const todo = (await exists(h.files(id).env)) ? false : 'nnf-envd writes no env file (with the job-warning fact) for a failed job';
-  t.match(said, /failed/, 'the plugin tells the user the workflow failed', { todo });
-  t.ok(said.includes(message.slice(0, 40)), 'with the workflow\'s message', { todo });
+  // The plugin reads only the env file: for a failed job nnf-envd writes one with no variables
+  // and the job-warning fact (statusFacts).
+  t.ok(await exists(h.files(id).env), 'an env file for the plugin');
+  t.same(run.setenv, [], 'no variable set');
+  t.match(said, /failed/, 'the plugin tells the user the workflow failed');
+  t.ok(said.includes(message.slice(0, 40)), 'with the workflow\'s message');
 
   const exp = await helper(id, ['export']);
   t.equal(exp.code, 4);

@@ -7,6 +7,8 @@
  * unreachable ports, rejected variables, no workflow) always exit 0: the job-shell plugin tells
  * the user. Node-side problems (daemon down, socket refused, API errors, timeout) follow
  * PROLOG_ON_NODE_ERROR (`pass`: exit 0 and the job runs without its variables; `fail`: exit 1).
+ * With `pass` and the daemon not running, the prolog leaves the job shell a warning-only env
+ * file (../prolog-notice.ts) so that the user is told on this node.
  * docs/ADMIN-FLUX.md explains the default.
  */
 import { createRequire } from 'node:module';
@@ -78,6 +80,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 /** What prolog, epilog and the admin commands need from the configuration. */
 export interface NodeSettings {
   socketPath: string;
+  /** RUNTIME_DIR/jobs, where nnf-envd writes the job files. */
+  jobsDir: string;
   prologTimeoutMs: number;
   onNodeError: NodeErrorPolicy;
   workflowNamespace: string;
@@ -104,6 +108,7 @@ export async function loadNodeSettings(env: Env, configFile: string | undefined)
   };
   return {
     socketPath: c.SOCKET_PATH || `${c.RUNTIME_DIR.replace(/\/+$/, '')}/nnf-envd.sock`,
+    jobsDir: `${c.RUNTIME_DIR.replace(/\/+$/, '')}/jobs`,
     prologTimeoutMs: c.PROLOG_TIMEOUT,
     onNodeError: c.PROLOG_ON_NODE_ERROR as NodeErrorPolicy,
     workflowNamespace: c.WORKFLOW_NAMESPACE,
@@ -177,8 +182,32 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
     }
   } catch (err) {
     outcome = nodeErrorOutcome(messageOf(err), settings.onNodeError);
+    // The job runs without its variables: leave the job shell a warning to log. Not for a
+    // timeout (the daemon is up and owns the job's files) nor for `fail` (the job does not run).
+    if (settings.onNodeError === 'pass' && (err as { code?: unknown } | null)?.code === 'DAEMON_UNAVAILABLE') {
+      outcome.result += `; ${await warnJobShell(run.env, settings, job.id)}`;
+    }
   }
   return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode };
+}
+
+/** Writes the daemon-down notice for the job shell (./prolog-notice.ts); says what happened. */
+async function warnJobShell(env: Env, settings: NodeSettings, id: bigint): Promise<string> {
+  let userID: number;
+  try {
+    userID = parseUserId(env.FLUX_JOB_USERID);
+  } catch (err) {
+    return `job shell not warned: ${messageOf(err)}`;
+  }
+  let workflow: { namespace: string; name: string } | null = null;
+  try {
+    const { workflowNameFor } = await import('../../dws/workflow-name.js');
+    workflow = { namespace: settings.workflowNamespace, name: workflowNameFor(settings.workflowNameTemplate, id) };
+  } catch {
+    // the header then names no workflow
+  }
+  const { writeDaemonDownNotice } = await import('../prolog-notice.js');
+  return writeDaemonDownNotice({ jobsDir: settings.jobsDir, id, userID, workflow });
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `nnf-env run [--job ID] -- CMD ARGS...`: run a command with the job's variables added to the
+ * `nnf-env run [--job ID] [--] CMD ARGS...`: run a command with the job's variables added to the
  * environment; exit with its exit code, or die of the signal that killed it.
  */
 import { Command } from 'commander';
@@ -21,9 +21,10 @@ export function command(): Command {
   return new Command('run')
     .description('run a command with the job\'s nnf-env variables in its environment')
     .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
-    // `--` ends nnf-env's options: `nnf-env run -- sh -c 'echo $DW_JOBS'` (passThroughOptions
-    // would need enablePositionalOptions on the entry's root command).
-    .argument('<command...>', 'the command and its arguments (put -- before it)')
+    // Options after the command name are the command's: `nnf-env run sh -c 'echo $DW_JOBS'`
+    // (`--` before it still works). Needs enablePositionalOptions on the root (../nnf-env.ts).
+    .passThroughOptions()
+    .argument('<command...>', 'the command and its arguments (-- before it is optional)')
     .addHelpText('after', '\nExits with the command\'s exit code (or its signal); 126/127 when it cannot be run; 2-6 as for nnf-env export.')
     .action(async (argv: string[], opts: { job?: string }) => {
       const ctx = await import('../job-context.js');
