@@ -2,7 +2,7 @@
  * Wall time of the commands that run most often, side by side with `node -e 0` (the floor:
  * starting Node itself). Not a test: run after a build,
  *
- *   npx tsc -p . && node dist/bench/commands.js [--runs 30]
+ *   npm run build && node dist/bench/commands.js [--runs 30]
  *
  * Every command is started as a fresh process, as a job script or Flux starts it. Runs are
  * interleaved (one of each per round, in a rotating order), so that a noisy neighbour slows all
@@ -14,6 +14,7 @@
  * cannot deliver the job here, a stand-in answers on the same socket (marked in the output).
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,10 @@ import type { JobStatus } from '../src/node/job-status.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const buildRoot = resolve(here, '..');
-const bin = join(buildRoot, 'src', 'cli', 'nnf-env.js');
+// The shipped bin (the bundle `npm run build` makes), else the ES module entry of a tsc-only build.
+const bundle = join(buildRoot, 'src', 'cli', 'nnf-env.cjs');
+const esmEntry = join(buildRoot, 'src', 'cli', 'nnf-env.js');
+const bin = existsSync(bundle) ? bundle : esmEntry;
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 30;
@@ -190,6 +194,11 @@ async function main(): Promise<void> {
       { name: 'nnf-env get DW_JOBS', argv: [bin, 'get', 'DW_JOBS'], env: jobEnv },
       { name: 'nnf-env export (NNF_ENV_RUNTIME_DIR set)', argv: [bin, 'export'], env: jobEnvFast },
       { name: 'nnf-env prolog', argv: [bin, 'prolog'], env: prolog.env, note: prolog.note },
+      // The same through the ES module entry, what the bin was before the bundle.
+      ...(bin === bundle ? [
+        { name: 'nnf-env export, unbundled', argv: [esmEntry, 'export'], env: jobEnv },
+        { name: 'nnf-env prolog, unbundled', argv: [esmEntry, 'prolog'], env: prolog.env },
+      ] : []),
       // What the job-script commands would pay to take RUNTIME_DIR from the full config loader.
       { name: 'node + loadConfig() alone', argv: ['--input-type=module', '-e', `const { loadConfig } = await import(${JSON.stringify(loadUrl)}); await loadConfig({ env: { NNF_ENV_CONFIG: ${JSON.stringify(userConf)} } });`], env: { PATH: jobEnv.PATH } },
     ];

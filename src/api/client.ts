@@ -4,6 +4,7 @@
  * `node:http` (already in Node's snapshot) and nothing from node_modules.
  */
 import { request as httpRequest } from 'node:http';
+import { createConnection as connectSocket } from 'node:net';
 import { NnfEnvError, errnoCode } from '../errors.js';
 import type { JobStatus } from '../node/job-status.js';
 
@@ -92,8 +93,11 @@ export function requestJson(
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(payload);
     }
-    // No agent: one short-lived connection per request, nothing left open to delay exit.
-    const req = httpRequest({ socketPath, method, path, headers, agent: false }, (res) => {
+    // No agent: one short-lived connection per request, nothing left open to delay exit. Our own
+    // connection rather than `agent: false`: an agent works out a TLS server name with
+    // net.isIP('localhost'), whose first call compiles a regular expression that costs the
+    // prolog 3 ms or more.
+    const req = httpRequest({ method, path, headers, createConnection: () => connectSocket(socketPath) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (e) => finish(e));

@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { formatJobId } from '../../src/flux/jobid.js';
-import { nnfEnvBin } from '../helpers/paths.js';
+import { nnfEnvBin, nnfEnvBundle } from '../helpers/paths.js';
 import { baseEnv, makeSandbox, statusFor, writeJob, type Sandbox } from './job-files.js';
 import { reply, startStandIn } from './stand-in-daemon.js';
 
@@ -32,11 +32,24 @@ export async function resolve(specifier, context, next) {
 }
 `);
   await writeFile(log, '');
+  // The bin may be the CommonJS bundle (scripts/bundle-cli.mjs), whose require()s the ESM
+  // hook does not see: record those too.
+  const cjsHook = join(sb.root, 'hook.cjs');
+  await writeFile(cjsHook, `const Module = require('node:module');
+const { appendFileSync } = require('node:fs');
+const { pathToFileURL } = require('node:url');
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (...args) {
+  const r = resolveFilename.apply(this, args);
+  appendFileSync(${JSON.stringify(log)}, (r.startsWith('/') ? pathToFileURL(r).href : 'node:' + r.replace(/^node:/, '')) + '\\n');
+  return r;
+};
+`);
   const register = `data:text/javascript,import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(hook).href)});`;
   const clean: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) clean[k] = v;
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', register, nnfEnvBin, ...args], { env: clean, stdio: 'ignore' });
+    const child = spawn(process.execPath, ['--require', cjsHook, '--import', register, nnfEnvBin, ...args], { env: clean, stdio: 'ignore' });
     child.on('close', resolve);
   });
   return { code, urls: (await readFile(log, 'utf8')).split('\n').filter(Boolean) };
@@ -63,7 +76,14 @@ t.test('export, get, prolog and epilog load no heavy package, not even commander
   for (const args of [['export'], ['get', 'DW_JOB_a'], ['prolog'], ['epilog']]) {
     const { code, urls } = await loadedModules(args, env);
     t.equal(code, 0, `${args[0]} ran`);
-    t.ok(urls.some((u) => u.includes('/src/cli/commands/')), `${args[0]}: the hook saw the command load`);
+    if (nnfEnvBin === nnfEnvBundle) {
+      // The command is inside the bundle; the hooks see the bundle, and no ES module entry.
+      t.ok(urls.includes(pathToFileURL(nnfEnvBundle).href), `${args[0]}: the hook saw the bundle load`);
+      t.notOk(urls.some((u) => u.startsWith('file:') && !u.includes('/node_modules/') && u !== pathToFileURL(nnfEnvBundle).href),
+        `${args[0]}: ran inside the bundle (loaded: ${urls.filter((u) => u.startsWith('file:')).join(', ')})`);
+    } else {
+      t.ok(urls.some((u) => u.includes('/src/cli/commands/')), `${args[0]}: the hook saw the command load`);
+    }
     const pkgs = packagesIn(urls);
     t.same(pkgs.filter((p) => HEAVY.includes(p) || p === 'commander'), [], `${args[0]} loads none of ${HEAVY.join(', ')}, commander (loaded: ${pkgs.join(', ') || 'no package'})`);
     t.notOk(urls.some((u) => u.endsWith('/src/config/load.js')), `${args[0]}: not the full config loader`);

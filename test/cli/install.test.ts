@@ -237,6 +237,17 @@ t.test('production dependency closure and path rewriting', async (t) => {
   await t.rejects(runInstall({ ...src, prefix: 'relative', destdir: t.testdir({}) }), { code: 'INSTALL_BAD_PREFIX' });
 });
 
+t.test('a build with the bundled bin: the wrapper runs nnf-env.cjs, which is executable', async (t) => {
+  const src = await fakePackage(t);
+  await put(join(src.builtSrc, 'cli/nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("bundle");\n');
+  const dest = t.testdir({});
+  await runInstall({ ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE });
+  t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'),
+    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.cjs' "$@"\n`);
+  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.cjs')), 0o755);
+  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.js')), 0o755, 'the ES module entry stays executable');
+});
+
 t.test('the real package through the built CLI: install, again, run the copy, uninstall', async (t) => {
   const dest = await mkdtemp(join(tmpdir(), 'nnf-env-destdir-'));
   t.teardown(() => rm(dest, { recursive: true, force: true }));
@@ -261,6 +272,11 @@ t.test('the real package through the built CLI: install, again, run the copy, un
   const help = spawnSync(process.execPath, [join(lib, 'dist/src/cli/nnf-env.js'), '--help'], { encoding: 'utf8' });
   t.match(help.stdout, /Usage: nnf-env <command>/);
   t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), /^#!\/bin\/sh\n/);
+  // The wrapper runs what the build's bin is: the bundle when `npm run build` made one.
+  const shipped = nnfEnvBin.endsWith('.cjs') ? 'nnf-env.cjs' : 'nnf-env.js';
+  t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), `/lib/nnf-env/dist/src/cli/${shipped}' "$@"`);
+  const viaBin = spawnSync(process.execPath, [join(lib, 'dist/src/cli', shipped), 'jobid', '--to', 'dec', 'f2'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  t.same({ status: viaBin.status, stdout: viaBin.stdout }, { status: 0, stdout: '1\n' }, `the installed ${shipped} runs`);
 
   const un = cli(['uninstall', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
   t.equal(un.status, 0, un.stderr);

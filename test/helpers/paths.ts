@@ -22,6 +22,12 @@ export function fixture(name: string): string {
   return join(fixturesDir, name);
 }
 
-/** The built CLIs, for tests that run them as a user would. */
-export const nnfEnvBin = join(buildRoot, 'src', 'cli', 'nnf-env.js');
+/**
+ * The built CLIs, for tests that run them as a user would. nnf-env's bin is the bundle that
+ * `npm run build` makes after tsc (scripts/bundle-cli.mjs); a tsc-only build (a private
+ * .build/<name>/) has just the ES module entry, which behaves the same.
+ */
+export const nnfEnvEsmEntry = join(buildRoot, 'src', 'cli', 'nnf-env.js');
+export const nnfEnvBundle = join(buildRoot, 'src', 'cli', 'nnf-env.cjs');
+export const nnfEnvBin = existsSync(nnfEnvBundle) ? nnfEnvBundle : nnfEnvEsmEntry;
 export const nnfEnvdBin = join(buildRoot, 'src', 'cli', 'nnf-envd.js');
