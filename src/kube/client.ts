@@ -59,6 +59,13 @@ export interface KubeClientOptions {
   logger?: Logger;
 }
 
+/**
+ * Bytes a watch body may buffer before the socket is paused (undici's default is 64 KiB). A burst
+ * of events then arrives in fewer pause/resume round trips; bounded, so a stalled consumer
+ * still pushes back on the server.
+ */
+const WATCH_BODY_HIGH_WATER_MARK = 1024 * 1024;
+
 export type PatchType = 'merge' | 'json';
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   merge: 'application/merge-patch+json',
@@ -254,7 +261,7 @@ export class KubeClient {
       },
     };
     try {
-      const res = await this.send(req, opts.signal, ctx, { headersTimeout: this.requestTimeoutMs, bodyTimeout: 0 });
+      const res = await this.send(req, opts.signal, ctx, { headersTimeout: this.requestTimeoutMs, bodyTimeout: 0, highWaterMark: WATCH_BODY_HIGH_WATER_MARK });
       if (res.statusCode !== 200) {
         const text = await res.body.text();
         throw KubeApiError.fromResponse(ctx, res.statusCode, text, res.headers);
@@ -276,7 +283,7 @@ export class KubeClient {
   }
 
   /** Sends with auth; on 401 with a re-readable token, re-reads it and, if it changed, retries once. */
-  private async send(opts: RequestOptions, signal: AbortSignal, ctx: KubeRequestContext, timeouts: { headersTimeout: number; bodyTimeout: number }): Promise<Dispatcher.ResponseData> {
+  private async send(opts: RequestOptions, signal: AbortSignal, ctx: KubeRequestContext, timeouts: { headersTimeout: number; bodyTimeout: number; highWaterMark?: number }): Promise<Dispatcher.ResponseData> {
     let body: string | Buffer | undefined;
     let contentType = opts.contentType;
     if (opts.body !== undefined) {

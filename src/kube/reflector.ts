@@ -413,7 +413,8 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
       lastByte = performance.now();
       const splitter = new LineSplitter({
         maxLineBytes: o.maxLineBytes,
-        onLine: (line) => {
+        // Decoded straight from the received chunk: no Buffer per line, and JSON.parse gets a string.
+        onText: (line) => {
           lines++;
           this.handleLine(line);
         },
@@ -441,17 +442,16 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
     }
   }
 
-  private malformed(line: Buffer, why: string): void {
+  private malformed(line: string, why: string): void {
     this.counters.malformedLines++;
-    const text = line.subarray(0, 200).toString('utf8');
-    this.log.warn({ line: text, bytes: line.length, why, resourceVersion: this.rv }, 'malformed watch line skipped');
+    this.log.warn({ line: line.slice(0, 200), bytes: Buffer.byteLength(line, 'utf8'), why, resourceVersion: this.rv }, 'malformed watch line skipped');
   }
 
   /** Applies one watch event line. Throws KubeApiError for an ERROR event (410 -> relist). */
-  private handleLine(line: Buffer): void {
+  private handleLine(line: string): void {
     let ev: unknown;
     try {
-      ev = JSON.parse(line.toString('utf8'));
+      ev = JSON.parse(line);
     } catch (err) {
       return this.malformed(line, `not JSON: ${errorMessage(err)}`);
     }

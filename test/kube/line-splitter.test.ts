@@ -1,12 +1,66 @@
 import t from 'tap';
 import { LineSplitter } from '../../src/kube/line-splitter.js';
 
-function collect(maxLineBytes?: number) {
+function collect(maxLineBytes?: number, text = false) {
   const lines: string[] = [];
   const tooLong: number[] = [];
-  const s = new LineSplitter({ ...(maxLineBytes ? { maxLineBytes } : {}), onLine: (l) => lines.push(l.toString('utf8')), onTooLong: (n) => tooLong.push(n) });
+  const common = { ...(maxLineBytes ? { maxLineBytes } : {}), onTooLong: (n: number) => tooLong.push(n) };
+  const s = text ? new LineSplitter({ ...common, onText: (l) => lines.push(l) }) : new LineSplitter({ ...common, onLine: (l) => lines.push(l.toString('utf8')) });
   return { s, lines, tooLong };
 }
+
+t.test('onText: every split position, including inside multi-byte UTF-8 characters; limits in bytes', async (t) => {
+  const events = ['{"a":"ünïcødé"}', '{"b":"😀 emoji"}', '{"c":"日本語テキスト"}'];
+  const bytes = Buffer.from(events.join('\r\n') + '\n', 'utf8');
+  for (let i = 0; i <= bytes.length; i++) {
+    for (let j = i; j <= bytes.length; j++) {
+      const { s, lines } = collect(undefined, true);
+      s.push(bytes.subarray(0, i));
+      s.push(bytes.subarray(i, j));
+      s.push(bytes.subarray(j));
+      s.end();
+      if (JSON.stringify(lines) !== JSON.stringify(events)) {
+        t.fail(`split at ${i}/${j} gave ${JSON.stringify(lines)}`);
+        return;
+      }
+      t.equal(s.bufferedBytes, 0);
+    }
+  }
+  // '€' is 3 bytes: a 3-character line of them is 9 bytes, over a limit of 8 even though it is 3 characters.
+  const { s, lines, tooLong } = collect(8, true);
+  s.push(Buffer.from('€€\n€€€\n'));
+  t.same(lines, ['€€']);
+  t.same(tooLong, [9]);
+});
+
+t.test('onText: a too-long line across chunks is skipped without buffering it; a throwing handler leaves no stale line', async (t) => {
+  const { s, lines, tooLong } = collect(1024, true);
+  const block = Buffer.alloc(64 * 1024, 0x61);
+  s.push(Buffer.from('{"ok":0}\n{"par'));
+  for (let i = 0; i < 16; i++) {
+    s.push(block);
+    t.ok(s.bufferedBytes <= 1024);
+  }
+  s.push(Buffer.from('tail\n{"ok":1}\n'));
+  t.same(tooLong, [5 + 16 * 64 * 1024 + 4], "{\"par + the blocks + tail");
+  t.same(lines, ['{"ok":0}', '{"ok":1}']);
+
+  let calls = 0;
+  const thrower = new LineSplitter({
+    onText: (l) => {
+      calls++;
+      if (l === 'bad') throw new Error('handler failed');
+      lines.push(l);
+    },
+    onTooLong: () => {},
+  });
+  thrower.push(Buffer.from('b'));
+  t.throws(() => thrower.push(Buffer.from('ad\n')), /handler failed/);
+  t.equal(thrower.bufferedBytes, 0);
+  thrower.push(Buffer.from('next\n'));
+  t.equal(calls, 2);
+  t.equal(lines[lines.length - 1], 'next');
+});
 
 t.test('every split position, including inside multi-byte UTF-8 characters', async (t) => {
   const events = ['{"a":"ünïcødé"}', '{"b":"😀 emoji"}', '{"c":"日本語テキスト"}'];
