@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually } from '../test/helpers/eventually.js';
 
 /** dist/bench (or .build/<name>/bench): where the compiled benchmark scripts live. */
 export const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -159,14 +160,8 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls until `check` answers a value other than undefined/false, or throws after `timeoutMs`. */
-export async function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 10): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
+export function until<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 10): Promise<T> {
+  return eventually(what, check, timeoutMs, everyMs);
 }
 
 export const fmt = {

@@ -171,15 +171,7 @@ export function openWatch(c: Conn, path: string, accept?: string): WatchStream {
   return new WatchStream(c, path, accept);
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 10): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+export { eventually as waitFor } from '../helpers/eventually.js';
 
 export const WF = '/apis/dataworkflowservices.github.io/v1alpha7/namespaces/default/workflows';
 export const WF6 = '/apis/dataworkflowservices.github.io/v1alpha6/namespaces/default/workflows';
