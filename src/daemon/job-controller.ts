@@ -22,6 +22,7 @@ import {
   RESERVED_ENV_BYTES,
   buildJobStatus,
   planDelivery,
+  renderFailedEnvFile,
   renderJobEnvFile,
   renderStatusFile,
   type DaemonJobStatus,
@@ -473,12 +474,17 @@ export class JobController {
   }
 
   private async fail(job: TrackedJob, wf: Workflow | undefined, code: string, message: string): Promise<void> {
-    await this.stopWatch(job);
     const status = this.statusOf(job, wf ?? job.lastSeen, 'failed', { error: { code, message } });
     const files = jobFiles(this.opts.jobsDir, job.id);
-    // Never a delivery: no env file may stay behind (e.g. from before a restart).
+    // Never a delivery. An env file from before a restart goes first and the status file is
+    // written before the new env file, so that no reader ever sees a "delivered" status next
+    // to the failed job's env file (the reverse of a delivery's order, on purpose).
     await removeFileNoFollow(files.env);
     await this.writeFile(job, files.status, renderStatusFile(status), wf);
+    // No variables, only the facts: the shell plugin reads nothing else to warn the user from.
+    await this.writeFile(job, files.env, renderFailedEnvFile(status), wf);
+    // After the writes: if one fails, the retry needs the watch's store to decide again.
+    await this.stopWatch(job);
     this.logger.warn({ job: job.ident.id, code, message }, 'job failed: no environment delivered');
     this.setStatus(job, status);
   }
@@ -577,8 +583,12 @@ export class JobController {
     const written = performance.now();
     this.opts.metrics?.filesWritten.observe((written - seenAt) / 1000);
     this.logger.info({ job: job.ident.id, variables: plan.variables.length, rejected: plan.rejected.length, phase: status.phase, ms: Math.round(written - seenAt) }, 'job environment written');
-    // The environment is final: nothing more to learn from this workflow.
-    await this.stopWatch(job);
+    // The environment is final: nothing more to learn from this workflow (later events find a
+    // final or probing phase and change nothing). Torn down on the next turn of the event loop:
+    // that costs more than writing the files, and the other jobs whose PreRun finished in the
+    // same turn should have theirs first (BENCHMARKS.md, delivery latency). Idempotent with
+    // untrack() and stop(), which stop it themselves if they come first.
+    setImmediate(() => void this.stopWatch(job).catch(() => undefined));
     if (!probing) {
       this.opts.metrics?.delivered.observe((written - seenAt) / 1000);
       this.setStatus(job, status);

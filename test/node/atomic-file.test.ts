@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import {
   AtomicWriteError,
   cleanupStaleTemps,
+  isPersistentDir,
   isRenameBlocked,
   readFileNoFollow,
   readFileNoFollowWithStat,
@@ -27,76 +28,82 @@ async function rejectsWith(t: Test, p: Promise<unknown>, code: string, msg: stri
 
 const tempsIn = async (dir: string) => (await readdir(dir)).filter((n) => n.endsWith('.nnf-tmp'));
 
-t.test('writes content with the exact mode and owner', async (t) => {
-  const dir = t.testdir();
-  const f = join(dir, 'job.env');
-  const old = process.umask(0o077);
-  try {
-    await writeFileAtomic(f, 'A=1\n', { mode: 0o644 });
-  } finally {
-    process.umask(old);
-  }
-  t.equal(await readFile(f, 'utf8'), 'A=1\n');
-  t.equal((await stat(f)).mode & 0o7777, 0o644, 'mode set exactly despite umask 077');
-  const ino = (await stat(f)).ino;
-  await writeFileAtomic(f, 'C=3\n', { mode: 0o600, fsyncDir: false });
-  t.not((await stat(f)).ino, ino, 'replaced by rename (new inode)');
-  t.same(await tempsIn(dir), [], 'no temp file left');
-});
+// Both ways of writing: fsync through the thread pool (disk), synchronous without fsync (tmpfs).
+for (const persistent of [true, false]) {
+  const p = { persistent };
+  const label = persistent ? 'persistent dir' : 'memory dir (tmpfs path)';
 
-t.test('owner and group applied (as root)', { skip: process.getuid?.() === 0 ? false : 'owner change needs root (CI runs as root)' }, async (t) => {
-  const dir = t.testdir({ f: 'A=1\n' });
-  const f = join(dir, 'f');
-  await writeFileAtomic(f, Buffer.from('B=2\n'), { mode: 0o600, uid: 1234, gid: 5678 });
-  const st = await stat(f);
-  t.equal(st.uid, 1234);
-  t.equal(st.gid, 5678);
-  t.equal(st.mode & 0o7777, 0o600);
-  t.equal(await readFile(f, 'utf8'), 'B=2\n');
-  await writeFileAtomic(f, 'C=3\n', { mode: 0o6755, uid: 1234 });
-  t.equal((await stat(f)).mode & 0o7777, 0o6755, 'set-id bits survive (chmod after chown)');
-  t.equal((await stat(f)).gid, 0, 'gid not given: the creator\'s');
-});
+  t.test(`${label}: writes content with the exact mode and owner`, async (t) => {
+    const dir = t.testdir();
+    const f = join(dir, 'job.env');
+    const old = process.umask(0o077);
+    try {
+      await writeFileAtomic(f, 'A=1\n', { ...p, mode: 0o644 });
+    } finally {
+      process.umask(old);
+    }
+    t.equal(await readFile(f, 'utf8'), 'A=1\n');
+    t.equal((await stat(f)).mode & 0o7777, 0o644, 'mode set exactly despite umask 077');
+    const ino = (await stat(f)).ino;
+    await writeFileAtomic(f, 'C=3\n', { ...p, mode: 0o600, fsyncDir: false });
+    t.not((await stat(f)).ino, ino, 'replaced by rename (new inode)');
+    t.same(await tempsIn(dir), [], 'no temp file left');
+  });
 
-t.test('a symlink at the target is refused, never followed or replaced', async (t) => {
-  const dir = t.testdir({ victim: 'precious\n' });
-  const link = join(dir, 'job.json');
-  await symlink(join(dir, 'victim'), link);
-  const err = await rejectsWith(t, writeFileAtomic(link, 'evil', { mode: 0o600 }), 'SYMLINK_REFUSED', 'symlink target');
-  t.ok(err?.hint, 'has a hint');
-  t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n', 'victim untouched');
-  t.ok((await lstat(link)).isSymbolicLink(), 'link still there');
-  t.same(await tempsIn(dir), [], 'no temp file left');
+  t.test(`${label}: owner and group applied (as root)`, { skip: process.getuid?.() === 0 ? false : 'owner change needs root (CI runs as root)' }, async (t) => {
+    const dir = t.testdir({ f: 'A=1\n' });
+    const f = join(dir, 'f');
+    await writeFileAtomic(f, Buffer.from('B=2\n'), { ...p, mode: 0o600, uid: 1234, gid: 5678 });
+    const st = await stat(f);
+    t.equal(st.uid, 1234);
+    t.equal(st.gid, 5678);
+    t.equal(st.mode & 0o7777, 0o600);
+    t.equal(await readFile(f, 'utf8'), 'B=2\n');
+    await writeFileAtomic(f, 'C=3\n', { ...p, mode: 0o6755, uid: 1234 });
+    t.equal((await stat(f)).mode & 0o7777, 0o6755, 'set-id bits survive (chmod after chown)');
+    t.equal((await stat(f)).gid, 0, 'gid not given: the creator\'s');
+  });
 
-  // Planted between the check and the rename: refused at the last moment, temp file removed.
-  const f = join(dir, 'late');
-  await rejectsWith(
-    t,
-    writeFileAtomic(f, 'x', { mode: 0o600, beforeRename: () => symlink(join(dir, 'victim'), f) }),
-    'SYMLINK_REFUSED',
-    'symlink planted late',
-  );
-  t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n');
-  t.same(await tempsIn(dir), [], 'no temp file left');
+  t.test(`${label}: a symlink at the target is refused, never followed or replaced`, async (t) => {
+    const dir = t.testdir({ victim: 'precious\n' });
+    const link = join(dir, 'job.json');
+    await symlink(join(dir, 'victim'), link);
+    const err = await rejectsWith(t, writeFileAtomic(link, 'evil', { ...p, mode: 0o600 }), 'SYMLINK_REFUSED', 'symlink target');
+    t.ok(err?.hint, 'has a hint');
+    t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n', 'victim untouched');
+    t.ok((await lstat(link)).isSymbolicLink(), 'link still there');
+    t.same(await tempsIn(dir), [], 'no temp file left');
 
-  await mkdir(join(dir, 'adir'));
-  await rejectsWith(t, writeFileAtomic(join(dir, 'adir'), 'x', { mode: 0o600 }), 'NOT_REGULAR_FILE', 'directory target');
-});
+    // Planted between the check and the rename: refused at the last moment, temp file removed.
+    const f = join(dir, 'late');
+    await rejectsWith(
+      t,
+      writeFileAtomic(f, 'x', { ...p, mode: 0o600, beforeRename: () => symlink(join(dir, 'victim'), f) }),
+      'SYMLINK_REFUSED',
+      'symlink planted late',
+    );
+    t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n');
+    t.same(await tempsIn(dir), [], 'no temp file left');
 
-t.test('temp file removed on any failure; beforeRename errors pass through', async (t) => {
-  const dir = t.testdir({ target: 'old\n' });
-  const f = join(dir, 'target');
-  const boom = new Error('boom');
-  await t.rejects(writeFileAtomic(f, 'new\n', { mode: 0o644, beforeRename: () => { throw boom; } }), boom);
-  t.equal(await readFile(f, 'utf8'), 'old\n', 'target untouched');
-  t.same(await tempsIn(dir), [], 'temp removed after hook failure');
+    await mkdir(join(dir, 'adir'));
+    await rejectsWith(t, writeFileAtomic(join(dir, 'adir'), 'x', { ...p, mode: 0o600 }), 'NOT_REGULAR_FILE', 'directory target');
+  });
 
-  const missing = join(dir, 'no-such-dir', 'x');
-  const err = await rejectsWith(t, writeFileAtomic(missing, 'x', { mode: 0o644 }), 'WRITE_FAILED', 'missing directory');
-  t.equal(err?.stage, 'create-temp');
-  t.equal(err?.errno, 'ENOENT');
-  t.notOk(isRenameBlocked(err), 'a missing directory is not a reason to write in place');
-});
+  t.test(`${label}: temp file removed on any failure; beforeRename errors pass through`, async (t) => {
+    const dir = t.testdir({ target: 'old\n' });
+    const f = join(dir, 'target');
+    const boom = new Error('boom');
+    await t.rejects(writeFileAtomic(f, 'new\n', { ...p, mode: 0o644, beforeRename: () => { throw boom; } }), boom);
+    t.equal(await readFile(f, 'utf8'), 'old\n', 'target untouched');
+    t.same(await tempsIn(dir), [], 'temp removed after hook failure');
+
+    const missing = join(dir, 'no-such-dir', 'x');
+    const err = await rejectsWith(t, writeFileAtomic(missing, 'x', { ...p, mode: 0o644 }), 'WRITE_FAILED', 'missing directory');
+    t.equal(err?.stage, 'create-temp');
+    t.equal(err?.errno, 'ENOENT');
+    t.notOk(isRenameBlocked(err), 'a missing directory is not a reason to write in place');
+  });
+}
 
 t.test('disk full mid-write: error, old file intact, no temp left (tmpfs in a mount namespace)', { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
   const dir = t.testdir({ small: {} });
@@ -104,20 +111,32 @@ t.test('disk full mid-write: error, old file intact, no temp left (tmpfs in a mo
   const r = await runInMountNamespace(dir, 'enospc.mjs', `
     import { execFileSync } from 'node:child_process';
     import { writeFileSync, readFileSync, readdirSync } from 'node:fs';
-    const { writeFileAtomic } = await import(${JSON.stringify(builtModule('atomic-file'))});
+    const { writeFileAtomic, isPersistentDir } = await import(${JSON.stringify(builtModule('atomic-file'))});
     const dir = ${JSON.stringify(small)};
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
     writeFileSync(dir + '/f', 'old\\n');
-    let out;
-    try { await writeFileAtomic(dir + '/f', Buffer.alloc(1024 * 1024, 65), { mode: 0o644 }); out = { ok: true }; }
-    catch (e) { out = { code: e.code, stage: e.stage, errno: e.errno }; }
-    out.content = readFileSync(dir + '/f', 'utf8');
-    out.files = readdirSync(dir);
-    console.log(JSON.stringify(out));
+    const outs = [];
+    // 'auto' (tmpfs: the synchronous path), then the fsync path forced on the same tmpfs.
+    for (const persistent of ['auto', true]) {
+      let out;
+      try { await writeFileAtomic(dir + '/f', Buffer.alloc(1024 * 1024, 65), { mode: 0o644, persistent }); out = { ok: true }; }
+      catch (e) { out = { code: e.code, stage: e.stage, errno: e.errno }; }
+      out.content = readFileSync(dir + '/f', 'utf8');
+      out.files = readdirSync(dir);
+      outs.push(out);
+    }
+    console.log(JSON.stringify({ outs, persistent: await isPersistentDir(dir) }));
   `);
   t.equal(r.code, 0, r.stderr);
-  const out = JSON.parse(r.stdout);
-  t.same(out, { code: 'WRITE_FAILED', stage: 'write', errno: 'ENOSPC', content: 'old\n', files: ['f'] });
+  const { outs, persistent } = JSON.parse(r.stdout);
+  t.equal(persistent, false, 'tmpfs is seen as not persistent');
+  const full = { code: 'WRITE_FAILED', stage: 'write', errno: 'ENOSPC', content: 'old\n', files: ['f'] };
+  t.same(outs, [full, full]);
+});
+
+t.test('isPersistentDir: true on failure (the safe side) and for procfs', async (t) => {
+  t.equal(await isPersistentDir(join(t.testdir(), 'no-such-dir')), true, 'statfs fails: fsync');
+  t.equal(await isPersistentDir('/proc'), true);
 });
 
 t.test('readFileNoFollow', async (t) => {
