@@ -5,7 +5,7 @@ import { NnfEnvError, errorMessage } from '../errors.js';
 import { formatJobId } from '../flux/jobid.js';
 import type { KubeClient } from '../kube/client.js';
 import { KubeApiError } from '../kube/errors.js';
-import { Reflector, reflectorOptionsFromConfig } from '../kube/reflector.js';
+import { Reflector, reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
 import { SECRETS, dwsResource } from '../kube/resource.js';
 import type { Secret, Workflow } from '../dws/types.js';
 import { assessWorkflow, type JobIdentity } from '../dws/workflow-assessment.js';
@@ -54,14 +54,8 @@ export type JobControllerConfig = Pick<
   | 'PROBE_DEADLINE'
   | 'PROBE_BACKOFF_INITIAL'
   | 'PROBE_BACKOFF_MAX'
-  | 'LIST_PAGE_SIZE'
-  | 'WATCH_TIMEOUT'
-  | 'WATCH_SILENCE_TIMEOUT'
-  | 'BACKOFF_INITIAL'
-  | 'BACKOFF_MAX'
-  | 'MAX_LINE_BYTES'
   | 'GC_INTERVAL'
->;
+> & ReflectorSettings;
 
 export interface JobControllerOptions {
   client: KubeClient;

@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { errnoCode, errorMessage } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
-import { Reflector, reflectorOptionsFromConfig } from '../kube/reflector.js';
+import { Reflector, reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
 import { NODES, dwsResource } from '../kube/resource.js';
 import type { KubeNode, SystemConfiguration } from '../dws/types.js';
 import {
@@ -40,13 +40,7 @@ export type RabbitControllerConfig = Pick<
   | 'HOSTS_FILE'
   | 'HOSTS_ALIASES'
   | 'LOCAL_RABBIT_CONF'
-  | 'LIST_PAGE_SIZE'
-  | 'WATCH_TIMEOUT'
-  | 'WATCH_SILENCE_TIMEOUT'
-  | 'BACKOFF_INITIAL'
-  | 'BACKOFF_MAX'
-  | 'MAX_LINE_BYTES'
->;
+> & ReflectorSettings;
 
 export interface RabbitState {
   node: string;

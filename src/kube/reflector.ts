@@ -66,8 +66,18 @@ export interface ReflectorOptions {
 }
 
 /** Reflector timings and limits from the configuration (durations in ms, as `Config` holds them). */
+/** The configuration keys every reflector takes its timing and bounds from. */
+export interface ReflectorSettings {
+  readonly LIST_PAGE_SIZE: number;
+  readonly WATCH_TIMEOUT: number;
+  readonly WATCH_SILENCE_TIMEOUT: number;
+  readonly BACKOFF_INITIAL: number;
+  readonly BACKOFF_MAX: number;
+  readonly MAX_LINE_BYTES: number;
+}
+
 export function reflectorOptionsFromConfig(
-  cfg: { readonly LIST_PAGE_SIZE: number; readonly WATCH_TIMEOUT: number; readonly WATCH_SILENCE_TIMEOUT: number; readonly BACKOFF_INITIAL: number; readonly BACKOFF_MAX: number; readonly MAX_LINE_BYTES: number },
+  cfg: ReflectorSettings,
 ): Pick<ReflectorOptions, 'pageSize' | 'watchTimeoutMs' | 'silenceTimeoutMs' | 'backoffInitialMs' | 'backoffMaxMs' | 'maxLineBytes'> {
   return {
     pageSize: cfg.LIST_PAGE_SIZE,
