@@ -240,17 +240,24 @@ export function workflowLabel(status: JobStatus | null): string {
 }
 
 /**
+ * The prolog's daemon-down notice (env file `phase=node-error`, no status file): no status file
+ * ever comes with it, so the error that says what it says; else null. Pure.
+ */
+export function nodeNotSetUp(files: Pick<JobFilesRead, 'ref' | 'status' | 'facts'>): NodeNotSetUpError | null {
+  if (files.status !== null || !files.facts?.some((f) => f.key === 'phase' && f.value === 'node-error')) return null;
+  const said = files.facts.filter((f) => f.key === 'warning').map((f) => f.value);
+  return new NodeNotSetUpError(files.ref.name, said.join('; ') || 'nnf-envd was not running when the job started');
+}
+
+/**
  * The decision every variable-reading command makes: the variables when the job's environment
  * is final, else the error that says why not. Pure: tested without files.
  */
 export function deliveredVariables(files: Pick<JobFilesRead, 'ref' | 'jobsDir' | 'status' | 'variables' | 'facts'>): Map<string, string> {
   const { ref, status, variables } = files;
   if (status === null) {
-    // No status file ever comes with the prolog's daemon-down notice: say what it says.
-    if (files.facts?.some((f) => f.key === 'phase' && f.value === 'node-error')) {
-      const said = files.facts.filter((f) => f.key === 'warning').map((f) => f.value);
-      throw new NodeNotSetUpError(ref.name, said.join('; ') || 'nnf-envd was not running when the job started');
-    }
+    const notSetUp = nodeNotSetUp(files);
+    if (notSetUp) throw notSetUp;
     // The env file is written before the status file: alone, it is a write in progress.
     if (variables !== null) throw new NotDeliveredError(ref.name, 'files are being written');
     throw new NoJobFilesError(ref.name, files.jobsDir);

@@ -7,6 +7,8 @@
  *   file or the new one, also after SIGKILL or power loss at any instant. In a directory on
  *   tmpfs/ramfs (/run) the fsyncs are skipped and the system calls made synchronously (see
  *   isPersistentDir).
+ * - writeFileNoClobber: the same, published with link(2) instead of rename: never replaces
+ *   anything at the target (for a notice that a later writeFileAtomic may replace).
  * - writeFileInPlace: the fallback for files that cannot be renamed over (a bind-mounted
  *   /etc/hosts: EBUSY; a read-only /etc with the file itself writable: EROFS). Not atomic;
  *   ordered so the file is never empty and never shorter than the new content (see there).
@@ -17,8 +19,8 @@
  * what the daemon checks for its runtime directory.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as C, fchmodSync, fchownSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
-import { lstat, open, readdir, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants as C, fchmodSync, fchownSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
+import { link, lstat, open, readdir, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NnfEnvError, errnoCode } from '../errors.js';
 
@@ -30,6 +32,7 @@ export type FileStage =
   | 'write'
   | 'fsync'
   | 'rename'
+  | 'link'
   | 'fsync-dir'
   | 'open'
   | 'read'
@@ -205,10 +208,69 @@ async function fsyncDirectory(dir: string): Promise<void> {
  * writes through it, so the race cannot redirect the write.
  */
 export async function writeFileAtomic(path: string, data: string | Buffer, opts: WriteAtomicOptions): Promise<void> {
+  await writeAtomically(path, data, opts, 'replace');
+}
+
+/**
+ * writeFileAtomic that never replaces anything: the complete temp file is published with
+ * link(tmp, path), which fails with EEXIST whatever exists at `path` (file, symlink, anything;
+ * never followed), then the temp name is removed. Atomic like the rename: a reader sees no file
+ * or the whole new one. Returns false when something exists at `path` (nothing written, temp
+ * file removed); a later writeFileAtomic replaces what this wrote, as intended.
+ */
+export async function writeFileNoClobber(path: string, data: string | Buffer, opts: WriteAtomicOptions): Promise<boolean> {
+  return writeAtomically(path, data, opts, 'no-clobber');
+}
+
+type Publish = 'replace' | 'no-clobber';
+
+/** Something (anything: no symlink followed) at `path`? */
+function occupied(path: string, stage: FileStage): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw new AtomicWriteError('WRITE_FAILED', path, stage, err);
+  }
+}
+
+/** link(tmp, path) then drop the temp name; false (temp removed) when `path` exists. */
+function linkNoClobberSync(tmp: string, path: string): boolean {
+  try {
+    linkSync(tmp, path);
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+    unlinkSync(tmp);
+    return false;
+  }
+  try {
+    unlinkSync(tmp);
+  } catch {
+    // Published already; a leftover temp name is cleanupStaleTemps' business.
+  }
+  return true;
+}
+
+async function linkNoClobber(tmp: string, path: string): Promise<boolean> {
+  try {
+    await link(tmp, path);
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+    await unlink(tmp);
+    return false;
+  }
+  await unlink(tmp).catch(() => undefined); // published already (see linkNoClobberSync)
+  return true;
+}
+
+async function writeAtomically(path: string, data: string | Buffer, opts: WriteAtomicOptions, publish: Publish): Promise<boolean> {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const persistent = opts.persistent ?? 'auto';
-  if (!(persistent === 'auto' ? await isPersistentDir(dirname(path)) : persistent)) return writeInMemoryDir(path, bytes, opts);
-  await refuseNonRegular(path, 'check-target');
+  if (!(persistent === 'auto' ? await isPersistentDir(dirname(path)) : persistent)) return writeInMemoryDir(path, bytes, opts, publish);
+  if (publish === 'no-clobber') {
+    if (occupied(path, 'check-target')) return false;
+  } else await refuseNonRegular(path, 'check-target');
 
   const tmp = tempPathFor(path);
   let fh: FileHandle | undefined;
@@ -239,14 +301,22 @@ export async function writeFileAtomic(path: string, data: string | Buffer, opts:
         throw err;
       }
     }
-    stage = 'rename';
-    await refuseNonRegular(path, 'rename');
-    await rename(tmp, path);
-    renamed = true;
+    if (publish === 'no-clobber') {
+      stage = 'link';
+      const linked = await linkNoClobber(tmp, path);
+      renamed = true; // the temp name is gone either way
+      if (!linked) return false;
+    } else {
+      stage = 'rename';
+      await refuseNonRegular(path, 'rename');
+      await rename(tmp, path);
+      renamed = true;
+    }
     if (opts.fsyncDir !== false) {
       stage = 'fsync-dir';
       await fsyncDirectory(dirname(path));
     }
+    return true;
   } catch (err) {
     if (fh) await fh.close().catch(() => undefined);
     if (!renamed) await unlink(tmp).catch(() => undefined);
@@ -259,8 +329,10 @@ export async function writeFileAtomic(path: string, data: string | Buffer, opts:
  * writeFileAtomic for a directory on tmpfs: the same steps, checks and errors without the
  * fsyncs, each system call synchronous (no device to wait for). Only beforeRename is awaited.
  */
-async function writeInMemoryDir(path: string, bytes: Buffer, opts: WriteAtomicOptions): Promise<void> {
-  refuseNonRegularSync(path, 'check-target');
+async function writeInMemoryDir(path: string, bytes: Buffer, opts: WriteAtomicOptions, publish: Publish): Promise<boolean> {
+  if (publish === 'no-clobber') {
+    if (occupied(path, 'check-target')) return false;
+  } else refuseNonRegularSync(path, 'check-target');
   const tmp = tempPathFor(path);
   let fd: number | undefined;
   let stage: FileStage = 'create-temp';
@@ -288,10 +360,17 @@ async function writeInMemoryDir(path: string, bytes: Buffer, opts: WriteAtomicOp
         throw err;
       }
     }
+    if (publish === 'no-clobber') {
+      stage = 'link';
+      const linked = linkNoClobberSync(tmp, path);
+      renamed = true; // the temp name is gone either way
+      return linked;
+    }
     stage = 'rename';
     refuseNonRegularSync(path, 'rename');
     renameSync(tmp, path);
     renamed = true;
+    return true;
   } catch (err) {
     if (fd !== undefined) {
       try {

@@ -4,7 +4,7 @@
  * (With the real daemon and simulator: test/e2e/full-path.test.ts.)
  */
 import t, { type Test } from 'tap';
-import { chmod, lstat, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { formatJobId } from '../../src/flux/jobid.js';
@@ -120,6 +120,7 @@ t.test('node errors follow PROLOG_ON_NODE_ERROR (default pass)', async (t) => {
   t.equal(apiErr.code, 0);
   t.match(resultOf(apiErr.stderr), /^NODE ERROR: nnf-envd answered 500 INTERNAL: disk full/);
   t.equal((await runCli(['prolog'], { env: env({ NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) })).code, 1);
+  t.notOk(await present(jobFiles(sb.jobsDir, JOB).env), 'API error: the daemon is up, the prolog writes nothing');
 
   // PROLOG_TIMEOUT: the daemon keeps saying "waiting"
   d.handler = (req, res) => {
@@ -130,10 +131,12 @@ t.test('node errors follow PROLOG_ON_NODE_ERROR (default pass)', async (t) => {
   const slow = await runCli(['prolog'], { env: env({ NNF_ENV_PROLOG_TIMEOUT: '1s' }) });
   t.equal(slow.code, 0);
   t.match(resultOf(slow.stderr), /^NODE ERROR: timed out after 1s in phase waiting/);
+  t.ok(await present(jobFiles(sb.jobsDir, JOB).env), 'timeout with pass: the job shell\'s notice (test below)');
+  await rm(jobFiles(sb.jobsDir, JOB).env);
   const slowFail = await runCli(['prolog'], { env: env({ NNF_ENV_PROLOG_TIMEOUT: '500ms', NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) });
   t.equal(slowFail.code, 1);
   await d.close();
-  t.notOk(await present(jobFiles(sb.jobsDir, JOB).env), 'API error, timeout: the daemon is up, the prolog writes nothing');
+  t.notOk(await present(jobFiles(sb.jobsDir, JOB).env), 'timeout with fail: no notice (the job does not run)');
 });
 
 async function present(path: string): Promise<boolean> {
@@ -201,6 +204,65 @@ t.test('daemon down with pass: a warning-only env file the job shell logs', asyn
   const s5 = await runCli(['prolog'], { env: { ...jobEnv, FLUX_JOB_USERID: 'bob' } });
   t.equal(s5.code, 0);
   t.notOk(await present(files.env), 'bad FLUX_JOB_USERID: no file');
+});
+
+t.test('timeout with pass: a warning-only env file the job shell logs, never over the daemon\'s', async (t) => {
+  const id = JOB + 10n;
+  const files = jobFiles(sb.jobsDir, id);
+  const jobEnv = env({ FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_PROLOG_TIMEOUT: '1s' });
+  // The daemon says "waiting" forever, and has written the status file as it does while waiting.
+  let onPoll: () => Promise<void> = async () => undefined;
+  await withDaemon(t, async (req, res) => {
+    if (req.method === 'PUT') return reply(res, 201, statusFor(id, { phase: 'waiting' }));
+    await onPoll();
+    const m = /timeout=(\d+)ms/.exec(req.url);
+    setTimeout(() => reply(res, 200, statusFor(id, { phase: 'waiting' })), Math.min(Number(m?.[1] ?? 0), 5000));
+  });
+  await writeJob(sb.jobsDir, id, { envFile: false, status: { phase: 'waiting' } });
+
+  const r = await runCli(['prolog'], { env: jobEnv });
+  t.equal(r.code, 0, 'pass: the job runs');
+  t.match(resultOf(r.stderr.replace(`fluxjob-${id}`, 'fluxjob-321103304048246784')),
+    /^NODE ERROR: timed out after 1s in phase waiting \(PROLOG_ON_NODE_ERROR=pass: the job runs without its nnf-env variables\); job shell warned \(.*\.env\)$/);
+  const st = await stat(files.env);
+  t.equal(st.mode & 0o777, 0o600, 'mode 0600');
+  if (process.getuid?.() === 0) t.equal(st.uid, 1050, 'owned by FLUX_JOB_USERID');
+  t.equal(st.nlink, 1, 'published by link, the temp name removed');
+  t.same((await readdir(sb.jobsDir)).filter((n) => n.endsWith('.nnf-tmp')), [], 'no temp file left');
+  const text = await readFile(files.env);
+  const { vars, facts } = parseEnvFileWithFacts(text, files.env);
+  t.same(vars, {}, 'no variables');
+  t.same(facts.map((f) => [f.key, f.key === 'phase' ? f.value : '']), [['phase', 'waiting'], ['warning', '']], 'the daemon\'s phase; a node warning');
+  const warning = facts[1]!.value;
+  t.equal(warning, `workflow default/fluxjob-${id} had not finished PreRun when the job started on ${hostname()} (nnf-env prolog gave up after 1s): DW_*/NNF_* variables are not set on this node; run "nnf-env wait" in the job, then eval "$(nnf-env export)"`);
+
+  // The Flux shell plugin: the warning on every rank (each node's prolog timed out on its own).
+  const lua = await LuaPluginHarness.create();
+  await lua.writeFile(files.env, text);
+  for (const rank of [0, 3]) {
+    const run = await lua.run({ env: { FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_JOBS_DIR: sb.jobsDir }, info: { rank } });
+    t.same(run.setenv, [], `rank ${rank}: nothing set`);
+    t.same(run.errors, [], `rank ${rank}: no error`);
+    t.same(run.logs, [`nnf-env: ${warning}`], `rank ${rank}: the warning logged`);
+  }
+
+  // The helpers go by the daemon's status file: not delivered yet (and `wait` waits).
+  const exp = await runCli(['export'], { env: baseEnv(sb, { FLUX_JOB_ID: formatJobId(id, 'f58') }) });
+  t.equal(exp.code, 3);
+  t.match(exp.stderr, /not delivered yet \(phase waiting/);
+
+  // The daemon's env file, there before the prolog gives up: never replaced.
+  await rm(files.env);
+  onPoll = async () => {
+    await writeJob(sb.jobsDir, id, { vars: { DW_JOB_x: 'daemon' }, status: { phase: 'delivered' } });
+  };
+  const raced = await runCli(['prolog'], { env: jobEnv });
+  t.equal(raced.code, 0);
+  t.match(raced.stderr, /; job shell not warned: .*\.env already exists in \d+ms\n$/);
+  t.match(await readFile(files.env, 'utf8'), /^DW_JOB_x='daemon'$/m, 'the daemon\'s file left alone');
+  t.same((await readdir(sb.jobsDir)).filter((n) => n.endsWith('.nnf-tmp')), [], 'no temp file left');
+  await rm(files.env);
+  await rm(files.status);
 });
 
 t.test('bad input from Flux', async (t) => {

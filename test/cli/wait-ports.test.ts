@@ -1,8 +1,10 @@
 /** `nnf-env wait` and `nnf-env check-ports` through the built CLI, with real files and listeners. */
 import t from 'tap';
 import { createServer, type Server } from 'node:net';
-import { chmod } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { formatJobId } from '../../src/flux/jobid.js';
+import { jobFiles } from '../../src/node/job-paths.js';
+import { renderDaemonDownEnvFile } from '../../src/cli/prolog-notice.js';
 import { baseEnv, makeSandbox, runCli, writeJob, type Sandbox } from './job-files.js';
 
 let sb: Sandbox;
@@ -77,6 +79,28 @@ t.test('wait: already delivered returns at once; failed and no-workflow are erro
   const bad = await runCli(['wait', '--timeout', 'soon'], { env: jobEnv(7014n) });
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--timeout "soon" is not a duration/);
+});
+
+t.test('wait: the prolog\'s daemon-down notice fails at once, as the other commands do', async (t) => {
+  // Already there: the same error (and exit code) as `export` gives for it.
+  const id = 7040n;
+  await writeFile(jobFiles(sb.jobsDir, id).env, renderDaemonDownEnvFile(id, { namespace: 'default', name: `fluxjob-${id}` }, 'node-x'), { mode: 0o600 });
+  const r = await runCli(['wait', '--timeout', '60s'], { env: jobEnv(id) });
+  const exp = await runCli(['export'], { env: jobEnv(id) });
+  t.equal(r.code, 1, 'not 3 (timed out)');
+  t.match(r.stderr, /^nnf-env wait: no nnf-env variables for job f\w+ on this node: nnf-envd was not running on node-x when the job started/);
+  t.notMatch(r.stderr, /no status file|gave up/);
+  t.equal(exp.code, r.code, 'export: the same exit code');
+  t.equal(exp.stderr.replace(/^nnf-env export:/, 'nnf-env wait:'), r.stderr, 'export: the same message');
+
+  // Written while waiting (the prolog is still running when the job script starts `wait`).
+  const later = 7041n;
+  const waiting = runCli(['wait', '--timeout', '60s'], { env: jobEnv(later) });
+  await sleep(300);
+  await writeFile(jobFiles(sb.jobsDir, later).env, renderDaemonDownEnvFile(later, null, 'node-y'), { mode: 0o600 });
+  const w = await waiting;
+  t.equal(w.code, 1);
+  t.match(w.stderr, /nnf-envd was not running on node-y when the job started/);
 });
 
 t.test('wait --ports: until the ports accept connections from here', async (t) => {

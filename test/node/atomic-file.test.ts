@@ -12,6 +12,7 @@ import {
   removeFileNoFollow,
   writeFileAtomic,
   writeFileInPlace,
+  writeFileNoClobber,
 } from '../../src/node/atomic-file.js';
 import { builtModule, mountNamespaceUnavailable, runInMountNamespace } from './mount-namespace.js';
 
@@ -102,6 +103,58 @@ for (const persistent of [true, false]) {
     t.equal(err?.stage, 'create-temp');
     t.equal(err?.errno, 'ENOENT');
     t.notOk(isRenameBlocked(err), 'a missing directory is not a reason to write in place');
+  });
+
+  t.test(`${label}: writeFileNoClobber never replaces anything; writeFileAtomic replaces what it wrote`, async (t) => {
+    const dir = t.testdir({ 'taken.env': 'DAEMON=1\n', target: 'T\n' });
+    const taken = join(dir, 'taken.env');
+    const before = await stat(taken);
+    t.equal(await writeFileNoClobber(taken, 'NOTICE=1\n', { ...p, mode: 0o644 }), false, 'existing target: reported as not written');
+    t.equal(await readFile(taken, 'utf8'), 'DAEMON=1\n', 'content untouched');
+    const after = await stat(taken);
+    t.equal(after.ino, before.ino, 'same inode');
+    t.equal(after.mode & 0o7777, before.mode & 0o7777, 'mode untouched');
+    t.equal(after.nlink, 1, 'no extra link to it');
+    t.same(await tempsIn(dir), [], 'temp file cleaned up');
+
+    // The target appears between the check and the publish (the daemon delivers): link(2)
+    // answers EEXIST, reported as not written; the newcomer untouched, the temp file removed.
+    const racing = join(dir, 'racing.env');
+    const raced = await writeFileNoClobber(racing, 'NOTICE=1\n', {
+      ...p,
+      mode: 0o600,
+      beforeRename: () => writeFileAtomic(racing, 'DAEMON=1\n', { ...p, mode: 0o640 }),
+    });
+    t.equal(raced, false, 'EEXIST from link: not written');
+    t.equal(await readFile(racing, 'utf8'), 'DAEMON=1\n', 'the file written meanwhile is untouched');
+    t.equal((await stat(racing)).mode & 0o7777, 0o640);
+    t.same(await tempsIn(dir), [], 'temp file cleaned up after EEXIST');
+
+    // A symlink (even a dangling one) is something: not written, not followed.
+    const link = join(dir, 'link.env');
+    await symlink(join(dir, 'target'), link);
+    t.equal(await writeFileNoClobber(link, 'X=1\n', { ...p, mode: 0o600 }), false, 'symlink at the target: not written');
+    t.equal(await readlink(link), join(dir, 'target'), 'the symlink is left as it is');
+    t.equal(await readFile(join(dir, 'target'), 'utf8'), 'T\n', 'its target untouched');
+    const dangling = join(dir, 'dangling.env');
+    await symlink(join(dir, 'nowhere'), dangling);
+    t.equal(await writeFileNoClobber(dangling, 'X=1\n', { ...p, mode: 0o600 }), false, 'dangling symlink: not written');
+    await t.rejects(lstat(join(dir, 'nowhere')), { code: 'ENOENT' }, 'nothing created through it');
+
+    // Free target: written with the exact mode (and owner as root), one link, no temp left.
+    const fresh = join(dir, 'fresh.env');
+    const owner = process.getuid?.() === 0 ? { uid: 1234, gid: 5678 } : {};
+    t.equal(await writeFileNoClobber(fresh, 'N=1\n', { ...p, mode: 0o600, ...owner }), true, 'written');
+    const st = await stat(fresh);
+    t.equal(await readFile(fresh, 'utf8'), 'N=1\n');
+    t.equal(st.mode & 0o7777, 0o600);
+    t.equal(st.nlink, 1, 'the temp name is gone');
+    if (process.getuid?.() === 0) t.same([st.uid, st.gid], [1234, 5678]);
+    t.same(await tempsIn(dir), [], 'no temp file left');
+
+    // The later atomic write (the daemon's) replaces it.
+    await writeFileAtomic(fresh, 'DAEMON=2\n', { ...p, mode: 0o600 });
+    t.equal(await readFile(fresh, 'utf8'), 'DAEMON=2\n');
   });
 }
 

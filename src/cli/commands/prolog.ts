@@ -7,8 +7,9 @@
  * unreachable ports, rejected variables, no workflow) always exit 0: the job-shell plugin tells
  * the user. Node-side problems (daemon down, socket refused, API errors, timeout) follow
  * PROLOG_ON_NODE_ERROR (`pass`: exit 0 and the job runs without its variables; `fail`: exit 1).
- * With `pass` and the daemon not running, the prolog leaves the job shell a warning-only env
- * file (../prolog-notice.ts) so that the user is told on this node.
+ * With `pass` and the daemon not running, or the job not final at PROLOG_TIMEOUT, the prolog
+ * leaves the job shell a warning-only env file (../prolog-notice.ts) so that the user is told
+ * on this node.
  * docs/ADMIN-FLUX.md explains the default.
  */
 import { createRequire } from 'node:module';
@@ -178,12 +179,16 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
     if (isFinal(status)) outcome = { result: describeFinal(status), exitCode: 0 };
     else {
       const why = status.error ? `; daemon reports ${status.error.code}: ${status.error.message}` : '';
-      outcome = nodeErrorOutcome(`timed out after ${Math.round(settings.prologTimeoutMs / 1000)}s in phase ${status.phase}${why}`, settings.onNodeError);
+      const seconds = Math.round(settings.prologTimeoutMs / 1000);
+      outcome = nodeErrorOutcome(`timed out after ${seconds}s in phase ${status.phase}${why}`, settings.onNodeError);
+      // The job runs without its variables and the daemon writes no env file until delivery:
+      // leave the job shell a warning, never over a file the daemon writes meanwhile.
+      if (settings.onNodeError === 'pass') outcome.result += `; ${await warnJobShell(run.env, settings, job.id, { status, seconds: Math.round(settings.prologTimeoutMs / 100) / 10 })}`;
     }
   } catch (err) {
     outcome = nodeErrorOutcome(messageOf(err), settings.onNodeError);
-    // The job runs without its variables: leave the job shell a warning to log. Not for a
-    // timeout (the daemon is up and owns the job's files) nor for `fail` (the job does not run).
+    // The job runs without its variables: leave the job shell a warning to log. Not for other
+    // errors (the daemon is up and owns the job's files) nor for `fail` (the job does not run).
     if (settings.onNodeError === 'pass' && (err as { code?: unknown } | null)?.code === 'DAEMON_UNAVAILABLE') {
       outcome.result += `; ${await warnJobShell(run.env, settings, job.id)}`;
     }
@@ -191,23 +196,33 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
   return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode };
 }
 
-/** Writes the daemon-down notice for the job shell (./prolog-notice.ts); says what happened. */
-async function warnJobShell(env: Env, settings: NodeSettings, id: bigint): Promise<string> {
+/**
+ * Writes the job shell's notice (../prolog-notice.ts): daemon down, or with `timedOut` the
+ * timeout notice. Says what happened.
+ */
+async function warnJobShell(env: Env, settings: NodeSettings, id: bigint, timedOut?: { status: JobStatus; seconds: number }): Promise<string> {
   let userID: number;
   try {
     userID = parseUserId(env.FLUX_JOB_USERID);
   } catch (err) {
     return `job shell not warned: ${messageOf(err)}`;
   }
-  let workflow: { namespace: string; name: string } | null = null;
-  try {
-    const { workflowNameFor } = await import('../../dws/workflow-name.js');
-    workflow = { namespace: settings.workflowNamespace, name: workflowNameFor(settings.workflowNameTemplate, id) };
-  } catch {
-    // the header then names no workflow
+  let workflow: { namespace: string; name: string } | null = timedOut?.status.workflow
+    ? { namespace: timedOut.status.workflow.namespace, name: timedOut.status.workflow.name }
+    : null;
+  if (!workflow) {
+    try {
+      const { workflowNameFor } = await import('../../dws/workflow-name.js');
+      workflow = { namespace: settings.workflowNamespace, name: workflowNameFor(settings.workflowNameTemplate, id) };
+    } catch {
+      // the header then names no workflow
+    }
   }
-  const { writeDaemonDownNotice } = await import('../prolog-notice.js');
-  return writeDaemonDownNotice({ jobsDir: settings.jobsDir, id, userID, workflow });
+  const notice = await import('../prolog-notice.js');
+  const input = { jobsDir: settings.jobsDir, id, userID, workflow };
+  return timedOut
+    ? notice.writePrologTimeoutNotice({ ...input, phase: timedOut.status.phase, timeoutSeconds: timedOut.seconds })
+    : notice.writeDaemonDownNotice(input);
 }
 
 /**

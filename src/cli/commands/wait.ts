@@ -7,6 +7,10 @@
  * changes, with a slow safety re-check in case an event is missed. A job's user usually cannot
  * watch the jobs directory (mode 0711: traversable, not listable, and inotify needs read
  * permission); then it re-reads the status file every 250 ms: one small read, no busy loop.
+ *
+ * While there is no status file it also reads the env file: the prolog's daemon-down notice
+ * (`phase=node-error`) means no status file will come, and `wait` fails at once with the error
+ * the other commands give for it instead of waiting out its timeout.
  */
 import { Command } from 'commander';
 import { watch, type FSWatcher } from 'node:fs';
@@ -81,7 +85,7 @@ export function command(): Command {
     .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
     .option('--timeout <duration>', 'give up after this long', '10m')
     .option('--ports', 'then wait until the container ports accept connections from this node')
-    .addHelpText('after', '\nExit codes: 0 delivered (and ports reachable), 1 ports unreachable, 2 no/bad job id, 3 timed out, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\nExit codes: 0 delivered (and ports reachable), 1 ports unreachable (or nnf-envd was not running here at job start), 2 no/bad job id, 3 timed out, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
     .action(async (opts: { job?: string; timeout: string; ports?: boolean }) => {
       const ctx = await import('../job-context.js');
       const timeoutMs = await ctx.parseDurationMs(opts.timeout);
@@ -98,6 +102,10 @@ export function command(): Command {
         for (;;) {
           status = ctx.readJobStatus(paths.status, ref);
           if (status !== null && FINAL_PHASES.includes(status.phase)) break;
+          if (status === null) {
+            const notSetUp = ctx.nodeNotSetUp(ctx.readJobFiles(jobsDir, ref));
+            if (notSetUp) throw notSetUp;
+          }
           const left = deadline - Date.now();
           if (left <= 0) {
             const detail = status === null ? `no status file in ${jobsDir}` : `phase ${status.phase}`;
