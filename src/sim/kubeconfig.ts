@@ -3,9 +3,10 @@
  * user (with the bearer token when one is required), one context. With TLS the CA goes into a
  * file beside the kubeconfig, referenced as `certificate-authority`.
  */
-import { rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import YAML from 'yaml';
+import { writeFileAtomic } from '../node/atomic-file.js';
 
 export interface KubeconfigInput {
   server: string;
@@ -38,20 +39,16 @@ export function kubeconfigDocument(input: KubeconfigInput, caFile?: string): obj
   };
 }
 
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  await writeFile(tmp, data, { mode });
-  await rename(tmp, path);
-}
-
 /** Write the kubeconfig (0600: it may hold a token) and, with TLS, its CA file (0644). */
 export async function writeKubeconfigFile(path: string, input: KubeconfigInput): Promise<{ kubeconfig: string; caFile?: string }> {
   const abs = resolve(path);
+  // `--kubeconfig-out /tmp/new-dir/kubeconfig` should just work, as kubectl's own writes do.
+  await mkdir(dirname(abs), { recursive: true, mode: 0o700 });
   let caFile: string | undefined;
   if (input.caPem) {
     caFile = caPathFor(abs);
-    await writeAtomic(caFile, input.caPem, 0o644);
+    await writeFileAtomic(caFile, input.caPem, { mode: 0o644 });
   }
-  await writeAtomic(abs, YAML.stringify(kubeconfigDocument(input, caFile)), 0o600);
+  await writeFileAtomic(abs, YAML.stringify(kubeconfigDocument(input, caFile)), { mode: 0o600 });
   return caFile ? { kubeconfig: abs, caFile } : { kubeconfig: abs };
 }

@@ -46,7 +46,8 @@ t.test('parseListen', async (t) => {
 t.test('nnf-env sim: prints the URL, writes the kubeconfig, serves, exits 0 on SIGTERM', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'nnf-env-sim-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const kubeconfig = join(dir, 'kubeconfig');
+  // In a directory that does not exist yet: the simulator creates it.
+  const kubeconfig = join(dir, 'new', 'kubeconfig');
   const tokenFile = join(dir, 'token');
   await writeFile(tokenFile, 'file-token\n');
   const s = startSim(['--listen', '127.0.0.1:0', '--kubeconfig-out', kubeconfig, '--tls', '--token-file', tokenFile, '--ports', '0', '--step-delay', '2', '--fault-429-every', '3', '--log-level', 'silent']);
