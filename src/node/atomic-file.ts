@@ -119,6 +119,20 @@ export interface WriteAtomicOptions {
   beforeRename?: () => Promise<void> | void;
 }
 
+/** The caller's beforeRename failed: its error passes through as it is, not as a write failure. */
+class HookFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+async function runBeforeRename(opts: WriteAtomicOptions): Promise<void> {
+  if (!opts.beforeRename) return;
+  try {
+    await opts.beforeRename();
+  } catch (err) {
+    throw new HookFailure(err);
+  }
+}
+
 async function refuseNonRegular(path: string, stage: FileStage): Promise<void> {
   let st;
   try {
@@ -276,7 +290,6 @@ async function writeAtomically(path: string, data: string | Buffer, opts: WriteA
   let fh: FileHandle | undefined;
   let stage: FileStage = 'create-temp';
   let renamed = false;
-  let hookFailed = false;
   try {
     fh = await open(tmp, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
     if (opts.uid !== undefined || opts.gid !== undefined) {
@@ -293,14 +306,7 @@ async function writeAtomically(path: string, data: string | Buffer, opts: WriteA
     const closing = fh;
     fh = undefined;
     await closing.close();
-    if (opts.beforeRename) {
-      try {
-        await opts.beforeRename();
-      } catch (err) {
-        hookFailed = true;
-        throw err;
-      }
-    }
+    await runBeforeRename(opts);
     if (publish === 'no-clobber') {
       stage = 'link';
       const linked = await linkNoClobber(tmp, path);
@@ -320,7 +326,8 @@ async function writeAtomically(path: string, data: string | Buffer, opts: WriteA
   } catch (err) {
     if (fh) await fh.close().catch(() => undefined);
     if (!renamed) await unlink(tmp).catch(() => undefined);
-    if (hookFailed || err instanceof NnfEnvError) throw err;
+    if (err instanceof HookFailure) throw err.cause;
+    if (err instanceof NnfEnvError) throw err;
     throw new AtomicWriteError('WRITE_FAILED', path, stage, err);
   }
 }
@@ -337,7 +344,6 @@ async function writeInMemoryDir(path: string, bytes: Buffer, opts: WriteAtomicOp
   let fd: number | undefined;
   let stage: FileStage = 'create-temp';
   let renamed = false;
-  let hookFailed = false;
   try {
     fd = openSync(tmp, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
     if (opts.uid !== undefined || opts.gid !== undefined) {
@@ -352,14 +358,7 @@ async function writeInMemoryDir(path: string, bytes: Buffer, opts: WriteAtomicOp
     const closing = fd;
     fd = undefined;
     closeSync(closing);
-    if (opts.beforeRename) {
-      try {
-        await opts.beforeRename();
-      } catch (err) {
-        hookFailed = true;
-        throw err;
-      }
-    }
+    await runBeforeRename(opts);
     if (publish === 'no-clobber') {
       stage = 'link';
       const linked = linkNoClobberSync(tmp, path);
@@ -386,7 +385,8 @@ async function writeInMemoryDir(path: string, bytes: Buffer, opts: WriteAtomicOp
         // Not created, or gone already.
       }
     }
-    if (hookFailed || err instanceof NnfEnvError) throw err;
+    if (err instanceof HookFailure) throw err.cause;
+    if (err instanceof NnfEnvError) throw err;
     throw new AtomicWriteError('WRITE_FAILED', path, stage, err);
   }
 }
