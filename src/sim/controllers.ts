@@ -20,7 +20,7 @@ import type { KubeObject } from '../kube/resource.js';
 import { containerEnv, containerOf, mpiHostnames, parseDirectives, storageEnv } from './env.js';
 import { expandPorts, type PortAllocator, type UserContainers } from './ports.js';
 import { apiVersionString, type ServedResource } from './resources.js';
-import type { ObjectStore, StoreEvent } from './store.js';
+import type { ControllerEvent, ControllerStore } from './controller-store.js';
 
 export const FLUX_FINALIZER = 'flux-framework.readthedocs.io/workflow';
 export const LABEL_WORKFLOW_NAME = 'dataworkflowservices.github.io/workflow.name';
@@ -43,7 +43,7 @@ export interface JobOptions {
 }
 
 export interface ControllerDeps {
-  store: ObjectStore;
+  store: ControllerStore;
   workflows: ServedResource;
   computes: ServedResource;
   systemConfigurations: ServedResource;
@@ -105,12 +105,13 @@ export class Controllers {
   }
 
   /** Flux moves the workflow to `state` (Teardown at once; later states one at a time). */
-  advance(ns: string, name: string, state: WorkflowState): void {
+  advance(ns: string, name: string, state: WorkflowState): Promise<void> {
     const key = `${ns}/${name}`;
     const rt = this.runtime(key);
     rt.job = { ...rt.job, flux: true, stopAt: state };
-    if (state === 'Teardown') this.setDesiredState(ns, name, 'Teardown');
+    const written = state === 'Teardown' ? this.setDesiredState(ns, name, 'Teardown') : Promise.resolve();
     this.schedule(key);
+    return written;
   }
 
   close(): void {
@@ -130,7 +131,7 @@ export class Controllers {
     return rt;
   }
 
-  private onEvent(e: StoreEvent): void {
+  private onEvent(e: ControllerEvent): void {
     if (this.closed || e.res !== this.d.workflows) return;
     const key = keyOf(e.obj);
     if (e.type === 'DELETED') {
@@ -178,11 +179,9 @@ export class Controllers {
     this.d.ports.release(key);
     const c = this.d.store.peek(this.d.computes, wf.metadata.namespace, wf.metadata.name);
     if (c && c.metadata.labels?.[LABEL_WORKFLOW_UID] === wf.metadata.uid) {
-      try {
-        this.d.store.delete(this.d.computes, wf.metadata.namespace, wf.metadata.name);
-      } catch (err) {
+      this.d.store.delete(this.d.computes, wf.metadata.namespace, wf.metadata.name).catch((err: unknown) => {
         this.d.logger.debug({ err, workflow: key }, 'could not delete Computes');
-      }
+      });
     }
   }
 
@@ -201,7 +200,7 @@ export class Controllers {
     }
     if (wf.metadata.deletionTimestamp) {
       if (rt.job.flux && wf.metadata.finalizers?.includes(FLUX_FINALIZER)) {
-        this.write(ns, name, (o) => {
+        await this.write(ns, name, (o) => {
           o.metadata.finalizers = (o.metadata.finalizers ?? []).filter((f) => f !== FLUX_FINALIZER);
         });
       }
@@ -218,7 +217,7 @@ export class Controllers {
     return 'idle';
   }
 
-  private propose(ns: string, name: string, wf: Workflow): StepResult {
+  private async propose(ns: string, name: string, wf: Workflow): Promise<StepResult> {
     const computesRef = { apiVersion: apiVersionString(this.d.computes.group, this.d.computes.versions[0]!), kind: 'Computes', name, namespace: ns };
     if (!this.d.store.peek(this.d.computes, ns, name)) {
       const computes: Computes = {
@@ -231,9 +230,9 @@ export class Controllers {
         },
         data: [],
       };
-      this.d.store.create(this.d.computes, computes);
+      await this.d.store.create(this.d.computes, computes);
     }
-    this.write(ns, name, (o) => {
+    await this.write(ns, name, (o) => {
       const env = { ...(o.status?.env ?? {}), DW_WORKFLOW_NAME: name, DW_WORKFLOW_NAMESPACE: ns };
       o.status = { ...(o.status ?? {}), state: 'Proposal', ready: false, status: 'DriverWait', message: '', env, computes: computesRef, desiredStateChange: microNow() };
     });
@@ -241,18 +240,18 @@ export class Controllers {
   }
 
   /** Start working on state `s` (DWS, when desiredState changes). */
-  private enter(ns: string, name: string, rt: Runtime, s: WorkflowState): StepResult {
+  private async enter(ns: string, name: string, rt: Runtime, s: WorkflowState): Promise<StepResult> {
     rt.progress = { state: s, step: 0 };
     rt.enteredAt = Date.now();
-    this.write(ns, name, (o) => {
+    await this.write(ns, name, (o) => {
       o.status = { ...(o.status ?? {}), state: s, ready: false, status: 'DriverWait', message: '', desiredStateChange: microNow() };
     });
     return 'idle';
   }
 
-  private finish(ns: string, name: string, rt: Runtime, extraEnv: Record<string, string> = {}): StepResult {
+  private async finish(ns: string, name: string, rt: Runtime, extraEnv: Record<string, string> = {}): Promise<StepResult> {
     const elapsed = `${((Date.now() - rt.enteredAt) / 1000).toFixed(6)}s`;
-    this.write(ns, name, (o) => {
+    await this.write(ns, name, (o) => {
       o.status = {
         ...(o.status ?? {}),
         env: { ...(o.status?.env ?? {}), ...extraEnv },
@@ -266,8 +265,8 @@ export class Controllers {
     return 'idle';
   }
 
-  private fail(ns: string, name: string, s: WorkflowState): StepResult {
-    this.write(ns, name, (o) => {
+  private async fail(ns: string, name: string, s: WorkflowState): Promise<StepResult> {
+    await this.write(ns, name, (o) => {
       o.status = { ...(o.status ?? {}), ready: false, status: 'Error', message: `simulated failure in ${s} (failAt)` };
     });
     return 'idle';
@@ -287,7 +286,7 @@ export class Controllers {
           if (this.closed) return 'idle';
           if (got.length < rt.job.numPorts) {
             this.d.ports.release(key);
-            this.write(ns, name, (o) => {
+            await this.write(ns, name, (o) => {
               o.status = { ...(o.status ?? {}), ready: false, status: 'Error', message: `not enough free ports in the SystemConfiguration ports range for ${rt.job.numPorts} ports` };
             });
             return 'idle';
@@ -303,7 +302,7 @@ export class Controllers {
           const ports = this.d.ports.portsOf(key);
           const rabbits = this.rabbitsOf(ns, name, rt);
           const hostnames = rt.job.mpi ? mpiHostnames(name, rabbits.length) : rabbits;
-          this.write(ns, name, (o) => {
+          await this.write(ns, name, (o) => {
             const env = { ...(o.status?.env ?? {}), ...containerEnv({ workflowName: name, namespace: ns, containerName: container, ports, hostnames }) };
             o.status = { ...(o.status ?? {}), env };
           });
@@ -324,29 +323,30 @@ export class Controllers {
   }
 
   /** Flux: once a state is done, fill Computes (after Proposal) and ask for the next state. */
-  private flux(ns: string, name: string, rt: Runtime, s: WorkflowState): StepResult {
+  private async flux(ns: string, name: string, rt: Runtime, s: WorkflowState): Promise<StepResult> {
     if (!rt.job.flux) return 'idle';
     if (s === 'Teardown') {
       if (rt.job.deleteAfterTeardown) {
-        this.write(ns, name, (o) => {
+        await this.write(ns, name, (o) => {
           o.metadata.finalizers = (o.metadata.finalizers ?? []).filter((f) => f !== FLUX_FINALIZER);
         });
-        if (this.d.store.peek(this.d.workflows, ns, name)) this.d.store.delete(this.d.workflows, ns, name);
+        if (this.d.store.peek(this.d.workflows, ns, name)) await this.d.store.delete(this.d.workflows, ns, name);
       }
       return 'idle';
     }
     if (idx(s) >= idx(rt.job.stopAt)) return 'idle';
     if (s === 'Proposal') {
       const computes = rt.job.computes ?? [this.d.defaults.computeName];
-      const c = this.d.store.peek(this.d.computes, ns, name);
-      if (c) this.d.store.update(this.d.computes, { ...structuredClone(c), data: computes.map((n) => ({ name: n })) });
+      await this.d.store.mutate(this.d.computes, ns, name, (c) => {
+        c.data = computes.map((n) => ({ name: n }));
+      });
     }
-    this.setDesiredState(ns, name, nextState(s)!);
+    await this.setDesiredState(ns, name, nextState(s)!);
     return 'idle';
   }
 
-  private setDesiredState(ns: string, name: string, state: WorkflowState): void {
-    this.write(ns, name, (o) => {
+  private setDesiredState(ns: string, name: string, state: WorkflowState): Promise<void> {
+    return this.write(ns, name, (o) => {
       o.spec = { ...o.spec, desiredState: state };
     });
   }
@@ -369,14 +369,10 @@ export class Controllers {
     return rabbits.length ? rabbits : [this.d.defaults.rabbitName];
   }
 
-  /** Read-modify-write of the stored workflow (synchronous, so never stale). */
-  private write(ns: string, name: string, mutate: (o: Workflow) => void): void {
+  /** Read-modify-write of the workflow (retried on a conflict by the store). */
+  private async write(ns: string, name: string, mutate: (o: Workflow) => void): Promise<void> {
     if (this.closed) return;
-    const cur = this.d.store.peek(this.d.workflows, ns, name);
-    if (!cur) return;
-    const o = structuredClone(cur) as Workflow;
-    mutate(o);
-    this.d.store.update(this.d.workflows, o);
+    await this.d.store.mutate(this.d.workflows, ns, name, (o) => mutate(o as Workflow));
   }
 }
 

@@ -5,7 +5,6 @@
  * It is the embedded default for trying nnf-env on a laptop (`nnf-env sim`) and the harness
  * of the integration tests. kubectl works against it.
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,8 +12,9 @@ import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../dws/types.js';
 import { DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resource.js';
-import { Controllers, FLUX_FINALIZER, type JobOptions } from './controllers.js';
-import { containerOf, f58plain, parseDirectives } from './env.js';
+import { Controllers } from './controllers.js';
+import { jobWorkflow, type SubmitJobOptions } from './jobs.js';
+import { ephemeralRange, seedObjects } from './seed.js';
 import { FaultState, type Faults } from './faults.js';
 import { writeKubeconfigFile } from './kubeconfig.js';
 import { applyMergePatch } from './patch.js';
@@ -22,6 +22,7 @@ import { parsePortsOption, PortAllocator, UserContainers } from './ports.js';
 import { ResourceRegistry, servedResources, type ServedResource } from './resources.js';
 import { createHandler } from './server.js';
 import { errors } from './status.js';
+import { localControllerStore } from './controller-store.js';
 import { ObjectStore } from './store.js';
 import { generateCertificates } from './tls.js';
 import { present, WatchHub } from './watch.js';
@@ -31,6 +32,7 @@ export { SimApiError } from './status.js';
 export { SimTlsError } from './tls.js';
 export { FLUX_FINALIZER, LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID } from './controllers.js';
 export { f58plain } from './env.js';
+export type { SubmitJobOptions } from './jobs.js';
 
 export interface SimulatorOptions {
   /** Default '127.0.0.1'. */
@@ -70,35 +72,6 @@ export interface SimulatorOptions {
   logger?: Logger;
 }
 
-export interface SubmitJobOptions {
-  jobId: bigint;
-  userID: number;
-  /** Default: userID. */
-  groupID?: number;
-  /** Computes of the job (Flux fills Computes data with them). Default [computeName]. */
-  computes?: string[];
-  /** #DW directives. Default: one jobdw (xfs, name=scratch) and one container (name=containerName ?? 'sim-app'). */
-  directives?: string[];
-  /** MPI container profile: NNF_CONTAINER_LAUNCHER is set; hostnames are launcher/worker pods. */
-  mpi?: boolean;
-  /** The user container's name; a container directive is added when the directives have none. */
-  containerName?: string;
-  /** Ports per container. Default 2. */
-  numPorts?: number;
-  /** That state ends with status Error and a message. */
-  failAt?: WorkflowState;
-  /** Flux moves desiredState forward up to this state. Default 'PreRun'. */
-  stopAt?: WorkflowState;
-  /** Open the user container's ports. Default: the simulator's userContainers. */
-  listen?: boolean;
-  /** Delay between PreRun's first step and the listeners opening. Default 0. */
-  listenDelayMs?: number;
-  /** Add Flux's finalizer (the simulated Flux removes it on deletion). Default false. */
-  finalizer?: boolean;
-  /** Flux deletes the workflow when Teardown is done. Default false. */
-  deleteAfterTeardown?: boolean;
-}
-
 export interface Simulator {
   /** http(s)://127.0.0.1:<port> */
   readonly url: string;
@@ -128,16 +101,6 @@ function defaultComputeName(): string {
   return hostname().split('.')[0] || 'localhost';
 }
 
-function ephemeralRange(): string {
-  try {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
-    if (lo && hi) return `${lo}-${hi}`;
-  } catch {
-    // not Linux
-  }
-  return '32768-60999';
-}
-
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '') return '127.0.0.1';
   if (host === '::') return '[::1]';
@@ -164,7 +127,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const core = (plural: string): ServedResource => registry.forType({ group: '', version: 'v1', plural, kind: '', namespaced: false });
   const wfRes = dws('workflows');
 
-  seed(store, { dws, core, computeName, rabbitName, rabbitAddress, ports: portsOpt.mode === 'os' ? [ephemeralRange()] : portsOpt.spec });
+  for (const { group, plural, obj } of seedObjects({ computeName, rabbitName, rabbitAddress, ports: portsOpt.mode === 'os' ? [ephemeralRange()] : portsOpt.spec })) {
+    store.create(group === '' ? core(plural) : dws(plural), obj);
+  }
 
   const certs = opts.tls ? await generateCertificates([host]) : undefined;
   const sleeps = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
@@ -205,7 +170,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     opts.controllers === false
       ? undefined
       : new Controllers({
-          store,
+          store: localControllerStore(store),
           workflows: wfRes,
           computes: dws('computes'),
           systemConfigurations: dws('systemconfigurations'),
@@ -267,49 +232,18 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     currentResourceVersion: () => String(store.currentRV()),
     submitJob(job) {
-      const name = `fluxjob-${job.jobId.toString()}`;
-      let directives = job.directives ?? ['#DW jobdw type=xfs capacity=10GB name=scratch', `#DW container name=${job.containerName ?? 'sim-app'} profile=${job.mpi ? 'mpi-' : ''}${job.containerName ?? 'sim-app'}`];
-      if (job.containerName && !containerOf(parseDirectives(directives))) {
-        directives = [...directives, `#DW container name=${job.containerName} profile=${job.mpi ? 'mpi-' : ''}${job.containerName}`];
-      }
-      for (const s of [job.failAt, job.stopAt]) {
-        if (s !== undefined && !WORKFLOW_STATES.includes(s)) throw new RangeError(`not a workflow state: ${String(s)}`);
-      }
-      const jobOpts: JobOptions = {
-        flux: true,
-        stopAt: job.stopAt ?? 'PreRun',
-        computes: job.computes,
-        mpi: job.mpi ?? false,
-        containerName: job.containerName,
-        numPorts: job.numPorts ?? 2,
-        failAt: job.failAt,
-        listen: job.listen ?? userContainers,
-        listenDelayMs: job.listenDelayMs ?? 0,
-        deleteAfterTeardown: job.deleteAfterTeardown ?? false,
-      };
+      const { workflow: wf, options: jobOpts } = jobWorkflow(job, { listen: userContainers });
+      const name = wf.metadata.name;
       if (store.peek(wfRes, 'default', name)) throw errors.alreadyExists(wfRes.group, wfRes.plural, name);
       controllers?.registerJob('default', name, jobOpts);
-      const wf: Workflow = {
-        kind: 'Workflow',
-        metadata: { name, namespace: 'default', ...(job.finalizer ? { finalizers: [FLUX_FINALIZER] } : {}) },
-        spec: {
-          desiredState: 'Proposal',
-          wlmID: 'flux',
-          jobID: f58plain(job.jobId),
-          userID: job.userID,
-          groupID: job.groupID ?? job.userID,
-          hurry: false,
-          forceReady: false,
-          dwDirectives: directives,
-        },
-      };
       return present(structuredClone(store.create(wfRes, wf)), wfRes, wfRes.versions[0]!) as Workflow;
     },
     advance(name, state) {
       if (!WORKFLOW_STATES.includes(state)) throw new RangeError(`not a workflow state: ${String(state)}`);
       if (!store.peek(wfRes, 'default', name)) throw errors.notFound(wfRes.group, wfRes.plural, name);
       if (controllers) {
-        controllers.advance('default', name, state);
+        // In-process writes commit before advance returns; a failure is the caller's.
+        controllers.advance('default', name, state).catch((err: unknown) => logger.warn({ err, workflow: name }, 'advance failed'));
       } else {
         const cur = store.peek(wfRes, 'default', name)!;
         store.update(wfRes, { ...structuredClone(cur), spec: { ...(cur.spec as object), desiredState: state } });
@@ -336,51 +270,4 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
   };
   return sim;
-}
-
-interface SeedInput {
-  dws: (plural: string) => ServedResource;
-  core: (plural: string) => ServedResource;
-  computeName: string;
-  rabbitName: string;
-  rabbitAddress: string;
-  ports: Array<number | string>;
-}
-
-/** What a fresh Rabbit system holds: namespaces, the rabbit's Node and Storage, SystemConfiguration default/default. */
-function seed(store: ObjectStore, s: SeedInput): void {
-  for (const ns of ['default', 'kube-system']) store.create(s.core('namespaces'), { metadata: { name: ns }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
-  store.create(s.core('nodes'), {
-    metadata: { name: s.rabbitName, labels: { 'kubernetes.io/hostname': s.rabbitName, 'cray.nnf.node': 'true' } },
-    spec: {},
-    status: {
-      addresses: [
-        { type: 'InternalIP', address: s.rabbitAddress },
-        { type: 'Hostname', address: s.rabbitName },
-      ],
-      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status (simulated)' }],
-      nodeInfo: { kubeletVersion: 'v1.32.0-nnf-env-sim' },
-    },
-  });
-  store.create(s.dws('systemconfigurations'), {
-    metadata: { name: 'default', namespace: 'default' },
-    spec: {
-      storageNodes: [{ type: 'Rabbit', name: s.rabbitName, computesAccess: [{ name: s.computeName, index: 0 }] }],
-      externalComputeNodes: [],
-      ports: s.ports,
-      // The simulator reuses released ports at once.
-      portsCooldownInSeconds: 0,
-    },
-    status: { ready: true },
-  });
-  store.create(s.dws('storages'), {
-    metadata: { name: s.rabbitName, namespace: 'default', labels: { 'dataworkflowservices.github.io/storage': 'Rabbit' } },
-    spec: { state: 'Enabled', mode: 'Live' },
-    status: {
-      type: 'NVMe',
-      status: 'Ready',
-      capacity: 39582418599936,
-      access: { protocol: 'PCIe', computes: [{ name: s.computeName, status: 'Ready' }], servers: [{ name: s.rabbitName, status: 'Ready' }] },
-    },
-  });
 }

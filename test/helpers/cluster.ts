@@ -1,0 +1,127 @@
+/**
+ * The Kubernetes side of an end-to-end test, on either backend:
+ * - `sim`: nnf-env's simulator with its in-process controllers (and its fault injection);
+ * - `real`: a real kube-apiserver (test/apiserver/, through real-server.ts) with the same
+ *   simulated DWS / nnf-sos / Flux controllers acting through the API (src/sim/api-controllers.ts).
+ * Tests write and read objects through this interface, so one scenario runs on both.
+ */
+import { pino } from 'pino';
+import type { Workflow, WorkflowState } from '../../src/dws/types.js';
+import type { KubeClient } from '../../src/kube/client.js';
+import { KubeApiError } from '../../src/kube/errors.js';
+import type { KubeObject, ResourceType } from '../../src/kube/resource.js';
+import { kubeconfigClient, startApiControllers, type ApiControllers } from '../../src/sim/api-controllers.js';
+import { startSimulator, type Simulator, type SimulatorOptions, type SubmitJobOptions } from '../../src/sim/index.js';
+import { startRealServer, type RealServer } from './real-server.js';
+
+export type Backend = 'sim' | 'real';
+
+export interface ClusterOptions {
+  computeName: string;
+  rabbitName: string;
+  /** Simulator options (sim backend; stepDelayMs, ports and userContainers apply to both). */
+  sim?: SimulatorOptions;
+  /** Real backend: extra kube-apiserver flags (e.g. --max-requests-inflight). */
+  serverArgs?: string[];
+}
+
+export interface Cluster {
+  readonly backend: Backend;
+  /** Where to write a kubeconfig for nnf-envd / kubectl (admin rights on the sim; see serviceAccountKubeconfig). */
+  writeKubeconfig(path: string): Promise<void>;
+  /** Real backend: kubeconfig with the token of the service account bound to the shipped RBAC role. */
+  readonly serviceAccountKubeconfig: string | undefined;
+  /** The simulator, for fault injection (sim backend only; throws on real). */
+  readonly sim: Simulator;
+  /** The real server (real backend only; throws on sim). */
+  readonly real: RealServer;
+  submitJob(job: SubmitJobOptions): Promise<Workflow>;
+  advance(name: string, state: WorkflowState): Promise<void>;
+  /** Create in 'default' when no namespace is set. The simulator keeps a uid set by the caller; kube-apiserver assigns its own. */
+  create<T extends KubeObject>(rt: ResourceType, obj: T): Promise<T>;
+  get<T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string): Promise<T | undefined>;
+  patchMerge<T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown): Promise<T>;
+  delete(rt: ResourceType, ns: string | undefined, name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startCluster(backend: Backend, opts: ClusterOptions): Promise<Cluster> {
+  return backend === 'sim' ? simCluster(opts) : realCluster(opts);
+}
+
+async function simCluster(opts: ClusterOptions): Promise<Cluster> {
+  const sim = await startSimulator({ computeName: opts.computeName, rabbitName: opts.rabbitName, ports: '0', stepDelayMs: 5, ...opts.sim });
+  return {
+    backend: 'sim',
+    writeKubeconfig: (path) => sim.writeKubeconfig(path),
+    serviceAccountKubeconfig: undefined,
+    sim,
+    get real(): RealServer {
+      throw new Error('this test needs the real backend');
+    },
+    submitJob: async (job) => sim.submitJob(job),
+    advance: async (name, state) => sim.advance(name, state),
+    create: async (rt, obj) => sim.create(rt, obj),
+    get: async <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string) => sim.get<T>(rt, ns, name),
+    patchMerge: async <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown) => sim.patchMerge<T>(rt, ns, name, patch),
+    delete: async (rt, ns, name) => sim.delete(rt, ns, name),
+    close: () => sim.close(),
+  };
+}
+
+async function realCluster(opts: ClusterOptions): Promise<Cluster> {
+  const server = await startRealServer({ args: opts.serverArgs ?? [] });
+  let client: KubeClient | undefined;
+  let controllers: ApiControllers | undefined;
+  try {
+    client = await kubeconfigClient(server.adminKubeconfig);
+    controllers = await startApiControllers({
+      client,
+      computeName: opts.computeName,
+      rabbitName: opts.rabbitName,
+      stepDelayMs: opts.sim?.stepDelayMs ?? 5,
+      ports: opts.sim?.ports ?? '0',
+      userContainers: opts.sim?.userContainers ?? true,
+      logger: pino({ level: process.env.NNF_TEST_LOG ?? 'silent' }),
+    });
+  } catch (err) {
+    await controllers?.close();
+    await client?.close();
+    await server.stop();
+    throw err;
+  }
+  const c = client;
+  const ctl = controllers;
+  const nsOf = (rt: ResourceType, ns: string | undefined) => (rt.namespaced ? (ns ?? 'default') : undefined);
+  return {
+    backend: 'real',
+    writeKubeconfig: (path) => server.writeAdminKubeconfig(path),
+    serviceAccountKubeconfig: server.serviceAccountKubeconfig,
+    get sim(): Simulator {
+      throw new Error('this test needs the sim backend (fault injection)');
+    },
+    real: server,
+    submitJob: (job) => ctl.submitJob(job),
+    advance: (name, state) => ctl.advance(name, state),
+    async create(rt, obj) {
+      const ns = nsOf(rt, obj.metadata.namespace);
+      const { uid: _uid, resourceVersion: _rv, ...metadata } = obj.metadata;
+      return c.create(rt, ns, { apiVersion: rt.group ? `${rt.group}/${rt.version}` : rt.version, kind: rt.kind, ...obj, metadata: { ...metadata, ...(ns ? { namespace: ns } : {}) } } as typeof obj);
+    },
+    get: <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string) => c.tryGet<T>(rt, nsOf(rt, ns), name),
+    patchMerge: <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown) => c.patch<T>(rt, nsOf(rt, ns), name, patch, 'merge'),
+    async delete(rt, ns, name) {
+      try {
+        await c.delete(rt, nsOf(rt, ns), name);
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+      }
+    },
+    async close() {
+      await ctl.close();
+      await c.close();
+      await server.stop();
+    },
+  };
+}
+
