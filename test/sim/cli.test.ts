@@ -96,3 +96,37 @@ t.test('nnf-env sim: bad flags exit 2 with a message', async (t) => {
   t.not((await badPorts.exit).code, 0);
   t.match(badPorts.stderr(), /ports/);
 });
+
+t.test('nnf-env sim --controllers-only drives the workflows of another API server, exits 0 on SIGTERM', async (t) => {
+  const { startSimulator } = await import('../../src/sim/index.js');
+  const { dwsResource } = await import('../../src/kube/resource.js');
+  const WF = dwsResource('workflows', 'v1alpha7');
+  const dir = await mkdtemp(join(tmpdir(), 'nnf-env-sim-cli-'));
+  const api = await startSimulator({ controllers: false, tls: true });
+  t.teardown(async () => {
+    await api.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const kubeconfig = join(dir, 'kubeconfig');
+  await api.writeKubeconfig(kubeconfig);
+  const s = startSim(['--controllers-only', '--kubeconfig', kubeconfig, '--step-delay', '2', '--no-user-containers', '--log-level', 'silent']);
+  t.teardown(() => {
+    if (s.child.exitCode === null) s.child.kill('SIGKILL');
+  });
+  await waitFor('the ready line', () => s.lines.length >= 1 || s.child.exitCode !== null, 15_000);
+  t.equal(s.lines[0], `nnf-env sim: controllers driving ${api.url}`, s.stderr());
+  api.create(WF, { metadata: { name: 'by-kubectl' }, spec: { desiredState: 'Proposal', wlmID: 'flux', jobID: 'f1', userID: 1, groupID: 1, dwDirectives: [] } });
+  await waitFor('Proposal done by the controllers process', () => {
+    const o = api.get<{ metadata: { name: string }; status?: { state?: string; env?: Record<string, string> } }>(WF, 'default', 'by-kubectl');
+    return o?.status?.state === 'Proposal' && o.status.env?.DW_WORKFLOW_NAME === 'by-kubectl';
+  }, 15_000);
+  s.child.kill('SIGTERM');
+  t.same(await s.exit, { code: 0, signal: null });
+});
+
+t.test('nnf-env sim --controllers-only without --kubeconfig says what is missing', async (t) => {
+  const s = startSim(['--controllers-only']);
+  const { code } = await s.exit;
+  t.not(code, 0);
+  t.match(s.stderr(), /--controllers-only needs --kubeconfig FILE/);
+});

@@ -6,10 +6,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 import { NnfEnvError } from '../../errors.js';
 import { createLogger } from '../../log/logger.js';
+import { kubeconfigClient, startApiControllers } from '../../sim/api-controllers.js';
 import { caPathFor } from '../../sim/kubeconfig.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../sim/index.js';
 import { parsePortsOption } from '../../sim/ports.js';
@@ -35,6 +37,9 @@ export interface SimCommandOptions {
   dropWatchesEvery?: number;
   bookmarkInterval?: number;
   logLevel: string;
+  /** Run only the controllers, against the API server of this kubeconfig. */
+  controllersOnly?: boolean;
+  kubeconfig?: string;
 }
 
 class SimUsageError extends NnfEnvError {
@@ -92,8 +97,49 @@ async function readToken(opts: SimCommandOptions): Promise<string | undefined> {
   }
 }
 
+function waitForSignal(stop: Promise<string> | undefined): Promise<string> {
+  let onSignal: (sig: NodeJS.Signals) => void = () => {};
+  return new Promise<string>((resolve) => {
+    onSignal = (sig) => resolve(sig);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    stop?.then(resolve, () => resolve('stop'));
+  }).finally(() => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  });
+}
+
+/** `--controllers-only`: the simulated DWS/NNF/Flux controllers against another API server (a real kube-apiserver). */
+async function runControllersOnly(opts: SimCommandOptions, out: (line: string) => void, stop?: Promise<string>): Promise<void> {
+  if (!opts.kubeconfig) throw new SimUsageError('SIM_NO_KUBECONFIG', '--controllers-only needs --kubeconfig FILE', { hint: 'give the kubeconfig of the API server the controllers should drive' });
+  const logger = opts.logLevel === 'silent' ? pino({ level: 'silent' }) : createLogger({ level: opts.logLevel, name: 'nnf-env-sim', destination: pino.destination({ fd: 2, sync: true }) });
+  const client = await kubeconfigClient(opts.kubeconfig, logger);
+  try {
+    const ctl = await startApiControllers({
+      client,
+      computeName: opts.computeName ?? (hostname().split('.')[0] || 'localhost'),
+      rabbitName: opts.rabbitName,
+      rabbitAddress: opts.rabbitAddress,
+      stepDelayMs: opts.stepDelay,
+      ports: opts.ports,
+      userContainers: opts.userContainers,
+      logger,
+    });
+    try {
+      out(`nnf-env sim: controllers driving ${client.connection.server}`);
+      logger.info({ signal: await waitForSignal(stop) }, 'stopping');
+    } finally {
+      await ctl.close();
+    }
+  } finally {
+    await client.close();
+  }
+}
+
 /** Start, print where, then run until a signal (or `stop` resolves). */
 export async function runSim(opts: SimCommandOptions, out: (line: string) => void, stop?: Promise<string>): Promise<void> {
+  if (opts.controllersOnly) return runControllersOnly(opts, out, stop);
   const { host, port } = parseListen(opts.listen);
   const token = await readToken(opts);
   const logger = opts.logLevel === 'silent' ? pino({ level: 'silent' }) : createLogger({ level: opts.logLevel, name: 'nnf-env-sim', destination: pino.destination({ fd: 2, sync: true }) });
@@ -134,16 +180,7 @@ export async function runSim(opts: SimCommandOptions, out: (line: string) => voi
       out('nnf-env sim: no kubeconfig written (use --kubeconfig-out FILE for kubectl and nnf-envd)');
     }
 
-    let onSignal: (sig: NodeJS.Signals) => void = () => {};
-    const signal = await new Promise<string>((resolve) => {
-      onSignal = (sig) => resolve(sig);
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      stop?.then(resolve, () => resolve('stop'));
-    }).finally(() => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    });
+    const signal = await waitForSignal(stop);
     logger.info({ signal }, 'stopping');
   } finally {
     for (const t of timers) clearInterval(t);
@@ -173,6 +210,8 @@ export function command(): Command {
     .option('--fault-429-every <n>', 'fault: answer every Nth request 429 with Retry-After: 1', positiveInt('--fault-429-every'))
     .option('--fault-503-every <n>', 'fault: answer every Nth request 503 with Retry-After: 1', positiveInt('--fault-503-every'))
     .option('--drop-watches-every <ms>', 'fault: cut all watch connections this often', positiveInt('--drop-watches-every'))
+    .option('--controllers-only', 'no API server: run the simulated controllers against the API server of --kubeconfig (e.g. a real kube-apiserver with the DWS CRDs)')
+    .option('--kubeconfig <file>', 'with --controllers-only: the API server to drive')
     .option('--log-level <level>', 'log level (logs go to stderr)', 'info')
     .addHelpText(
       'after',
@@ -181,6 +220,7 @@ Examples:
   nnf-env sim --kubeconfig-out /tmp/sim.kubeconfig
   kubectl --kubeconfig /tmp/sim.kubeconfig get workflows
   nnf-env sim --listen 127.0.0.1:6443 --tls --token-file /tmp/token --kubeconfig-out /tmp/sim.kubeconfig
+  nnf-env sim --controllers-only --kubeconfig /tmp/apiserver.kubeconfig
 
 Runs until SIGINT or SIGTERM, then exits 0.`,
     )
