@@ -62,15 +62,11 @@ export async function startApiControllers(opts: ApiControllersOptions): Promise<
   const userContainers = opts.userContainers ?? true;
   const registry = new ResourceRegistry(servedResources([opts.dwsVersion ?? DWS_VERSIONS[0]]));
   const dws = (plural: string): ServedResource => registry.forType({ group: 'dataworkflowservices.github.io', version: '', plural, kind: '', namespaced: true });
-  const core = (plural: string): ServedResource => registry.forType({ group: '', version: 'v1', plural, kind: '', namespaced: false });
   const workflows = dws('workflows');
   const computes = dws('computes');
   const systemConfigurations = dws('systemconfigurations');
 
-  if (opts.seed !== false) {
-    const objects = seedObjects({ computeName: opts.computeName, rabbitName, rabbitAddress, ports: portsOpt.mode === 'os' ? [ephemeralRange()] : portsOpt.spec });
-    for (const { group, plural, obj } of objects) await ensure(opts.client, typeOf(group === '' ? core(plural) : dws(plural)), obj);
-  }
+  if (opts.seed !== false) await seedCluster(opts);
 
   const store = new ApiControllerStore({ client: opts.client, resources: [workflows, computes, systemConfigurations], logger });
   await store.start(opts.signal);
@@ -111,6 +107,22 @@ export async function startApiControllers(opts: ApiControllersOptions): Promise<
       return closed;
     },
   };
+}
+
+/** What a fresh Rabbit system holds (the rabbit's Node and Storage, SystemConfiguration default/default), created where missing. */
+export async function seedCluster(opts: Pick<ApiControllersOptions, 'client' | 'computeName' | 'rabbitName' | 'rabbitAddress' | 'ports' | 'dwsVersion'>): Promise<void> {
+  const portsOpt = parsePortsOption(opts.ports ?? '0');
+  const registry = new ResourceRegistry(servedResources([opts.dwsVersion ?? DWS_VERSIONS[0]]));
+  const objects = seedObjects({
+    computeName: opts.computeName,
+    rabbitName: opts.rabbitName ?? 'rabbit-sim',
+    rabbitAddress: opts.rabbitAddress ?? '127.0.0.1',
+    ports: portsOpt.mode === 'os' ? [ephemeralRange()] : portsOpt.spec,
+  });
+  for (const { group, plural, obj } of objects) {
+    const res = registry.forType({ group, version: group === '' ? 'v1' : '', plural, kind: '', namespaced: group !== '' });
+    await ensure(opts.client, typeOf(res), obj);
+  }
 }
 
 /**

@@ -1,14 +1,16 @@
 /**
- * Test harness for the daemon: the simulator over HTTP, a sandbox directory (runtime dir,
- * hosts file, local-rabbit.conf, kubeconfig) and the daemon started in-process with a
- * configuration loaded the way nnf-envd loads it.
+ * Test harness for the daemon: an API server with the simulated DWS/NNF/Flux controllers
+ * (backend `sim`: the simulator; `real`: kube-apiserver, see test/helpers/cluster.ts), a
+ * sandbox directory (runtime dir, hosts file, local-rabbit.conf, kubeconfig) and the daemon
+ * started in-process with a configuration loaded the way nnf-envd loads it.
  */
 import { mkdtemp, rm, writeFile, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig, type LoadedConfig } from '../../src/config/load.js';
-import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.js';
+import type { Simulator, SimulatorOptions } from '../../src/sim/index.js';
+import { startCluster, type Backend, type Cluster } from '../helpers/cluster.js';
 import { startDaemon, type DaemonHandle } from '../../src/daemon/main.js';
 import { jobFiles } from '../../src/node/job-paths.js';
 
@@ -18,7 +20,11 @@ export const RABBIT = 'rabbit-sim';
 export const SAMPLE_HOSTS = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n# admin entry\n10.1.2.3 storage-gw\n';
 
 export interface Harness {
-  sim: Simulator;
+  readonly backend: Backend;
+  /** Objects, jobs and Flux's moves, on either backend. */
+  cluster: Cluster;
+  /** The simulator (fault injection): sim backend only, throws on real. */
+  readonly sim: Simulator;
   dir: string;
   kubeconfig: string;
   runtimeDir: string;
@@ -36,6 +42,8 @@ export interface Harness {
 }
 
 export interface HarnessOptions {
+  /** Default 'sim'. */
+  backend?: Backend;
   sim?: SimulatorOptions;
   config?: Record<string, string>;
   /** Do not start the daemon (the test starts it, or runs it as a child). */
@@ -44,9 +52,9 @@ export interface HarnessOptions {
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'nnf-envd-test-'));
-  const sim = await startSimulator({ computeName: NODE, rabbitName: RABBIT, ports: '0', stepDelayMs: 5, ...opts.sim });
+  const cluster = await startCluster(opts.backend ?? 'sim', { computeName: NODE, rabbitName: RABBIT, ...(opts.sim ? { sim: opts.sim } : {}) });
   const kubeconfig = join(dir, 'kubeconfig');
-  await sim.writeKubeconfig(kubeconfig);
+  await cluster.writeDaemonKubeconfig(kubeconfig);
   const runtimeDir = join(dir, 'run');
   const hostsFile = join(dir, 'hosts');
   await writeFile(hostsFile, SAMPLE_HOSTS);
@@ -69,7 +77,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     ...opts.config,
   };
   const h: Harness = {
-    sim,
+    backend: cluster.backend,
+    cluster,
+    get sim() {
+      return cluster.sim;
+    },
     dir,
     kubeconfig,
     runtimeDir,
@@ -88,7 +100,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     files: (id) => jobFiles(join(runtimeDir, 'jobs'), id),
     async close() {
       await h.daemon?.stop();
-      await sim.close();
+      await cluster.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -13,6 +13,7 @@ import { formatJobId } from '../../src/flux/jobid.js';
 import { dwsResource } from '../../src/kube/resource.js';
 import type { Workflow } from '../../src/dws/types.js';
 import { startHarness, newJobId, exists, type Harness } from '../daemon/harness.js';
+import { backends } from '../helpers/backends.js';
 import { LuaPluginHarness } from '../lua/harness.js';
 import { runCli, runShell, type CliResult } from '../cli/job-files.js';
 import { nnfEnvBin } from '../helpers/paths.js';
@@ -25,18 +26,6 @@ let h: Harness;
 let lua: LuaPluginHarness;
 let conf: string;
 
-t.before(async () => {
-  h = await startHarness();
-  // The job's user must be able to reach the runtime directory (mkdtemp made it 0700).
-  await chmod(h.dir, 0o755);
-  // The prolog reads the same configuration as the daemon, from its config file.
-  conf = join(h.dir, 'nnf-env.conf');
-  await writeFile(conf, Object.entries(h.flags).map(([k, v]) => `${k}=${v}\n`).join(''));
-  lua = await LuaPluginHarness.create();
-});
-t.teardown(async () => {
-  await h.close();
-});
 
 function prolog(id: bigint, which: 'prolog' | 'epilog' = 'prolog'): Promise<CliResult> {
   // What the IMP passes (FLUX_* only, a fixed PATH), plus where the config is.
@@ -61,8 +50,8 @@ async function plugin(id: bigint) {
 }
 
 /** What the job must see: the workflow's status.env plus this node's own variables. */
-function expectedVariables(id: bigint, launcher?: string): Record<string, string> {
-  const wf = h.sim.get<Workflow>(WF, 'default', `fluxjob-${id}`);
+async function expectedVariables(id: bigint, launcher?: string): Promise<Record<string, string>> {
+  const wf = await h.cluster.get<Workflow>(WF, 'default', `fluxjob-${id}`);
   const env = { ...(wf?.status?.env ?? {}) };
   return {
     ...env,
@@ -83,10 +72,10 @@ async function checkDeliveredJob(t: Test, id: bigint, mpi: boolean): Promise<voi
   t.match(p.stderr, /delivered \(\d+ variables; 2 ports reachable\)/);
   t.comment(`prolog: ${Date.now() - started} ms from submission to delivered`);
 
-  const wf = h.sim.get<Workflow>(WF, 'default', `fluxjob-${id}`)!;
+  const wf = (await h.cluster.get<Workflow>(WF, 'default', `fluxjob-${id}`))!;
   const launcher = wf.status?.env?.NNF_CONTAINER_LAUNCHER;
   t.equal(Boolean(launcher), mpi, mpi ? 'MPI: the workflow names a launcher' : 'non-MPI: no launcher');
-  const expected = expectedVariables(id, launcher);
+  const expected = await expectedVariables(id, launcher);
   t.ok(Object.keys(expected).some((k) => k.startsWith('DW_JOB_')), 'the workflow has DW_JOB_ variables');
 
   // The Lua plugin: every variable, byte for byte, nothing else; no complaints.
@@ -126,61 +115,78 @@ async function checkDeliveredJob(t: Test, id: bigint, mpi: boolean): Promise<voi
   t.equal((await helper(id, ['export'])).code, 5);
 }
 
-t.test('non-MPI job: prolog, Lua plugin and helper agree with the workflow, variable by variable', async (t) => {
-  const id = newJobId();
-  h.sim.submitJob({ jobId: id, userID: USER, groupID: USER });
-  await checkDeliveredJob(t, id, false);
-});
+for (const backend of await backends()) {
+  t.test(backend, async (t) => {
+    t.before(async () => {
+      h = await startHarness({ backend });
+      // The job's user must be able to reach the runtime directory (mkdtemp made it 0700).
+      await chmod(h.dir, 0o755);
+      // The prolog reads the same configuration as the daemon, from its config file.
+      conf = join(h.dir, 'nnf-env.conf');
+      await writeFile(conf, Object.entries(h.flags).map(([k, v]) => `${k}=${v}\n`).join(''));
+      lua = await LuaPluginHarness.create();
+    });
+    t.teardown(async () => {
+      await h.close();
+    });
 
-t.test('MPI job: the launcher is the endpoint', async (t) => {
-  const id = newJobId();
-  h.sim.submitJob({ jobId: id, userID: USER, groupID: USER, mpi: true });
-  await checkDeliveredJob(t, id, true);
-});
+    t.test('non-MPI job: prolog, Lua plugin and helper agree with the workflow, variable by variable', async (t) => {
+      const id = newJobId();
+      await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER });
+      await checkDeliveredJob(t, id, false);
+    });
 
-t.test('a job without a workflow: the prolog answers at once, the plugin is silent', async (t) => {
-  const id = newJobId();
-  const started = Date.now();
-  const p = await prolog(id);
-  t.comment(`prolog for a job without a workflow: ${Date.now() - started} ms (process included)`);
-  t.equal(p.code, 0);
-  const m = LOG(id).exec(p.stderr);
-  t.ok(m, p.stderr);
-  t.equal(m?.[1], 'no workflow');
-  const run = await plugin(id);
-  t.same(run.setenv, [], 'nothing set');
-  t.same(run.logs, [], 'nothing said');
-  t.same(run.errors, []);
-  const exp = await helper(id, ['export']);
-  t.equal(exp.code, 5);
-  t.match(exp.stderr, /has no workflow|no nnf-env variables/);
-  t.equal((await prolog(id, 'epilog')).code, 0);
-});
+    t.test('MPI job: the launcher is the endpoint', async (t) => {
+      const id = newJobId();
+      await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER, mpi: true });
+      await checkDeliveredJob(t, id, true);
+    });
 
-t.test('a failed workflow: the prolog exits 0, the plugin warns, the helper says why', async (t) => {
-  const id = newJobId();
-  h.sim.submitJob({ jobId: id, userID: USER, groupID: USER, failAt: 'PreRun' });
-  const p = await prolog(id);
-  t.equal(p.code, 0, 'a user-job problem never fails the prolog');
-  const m = LOG(id).exec(p.stderr);
-  t.ok(m, p.stderr);
-  t.match(m?.[1] ?? '', /^failed \(user job problem, job runs without variables\): /);
-  const wf = h.sim.get<Workflow>(WF, 'default', `fluxjob-${id}`)!;
-  const message = wf.status?.message ?? '';
-  t.ok(message, 'the simulator gave the workflow a message');
+    t.test('a job without a workflow: the prolog answers at once, the plugin is silent', async (t) => {
+      const id = newJobId();
+      const started = Date.now();
+      const p = await prolog(id);
+      t.comment(`prolog for a job without a workflow: ${Date.now() - started} ms (process included)`);
+      t.equal(p.code, 0);
+      const m = LOG(id).exec(p.stderr);
+      t.ok(m, p.stderr);
+      t.equal(m?.[1], 'no workflow');
+      const run = await plugin(id);
+      t.same(run.setenv, [], 'nothing set');
+      t.same(run.logs, [], 'nothing said');
+      t.same(run.errors, []);
+      const exp = await helper(id, ['export']);
+      t.equal(exp.code, 5);
+      t.match(exp.stderr, /has no workflow|no nnf-env variables/);
+      t.equal((await prolog(id, 'epilog')).code, 0);
+    });
 
-  const run = await plugin(id);
-  t.same(run.dies, [], 'the shell does not die');
-  const said = [...run.logs, ...run.errors].join('\n');
-  // The plugin reads only the env file: for a failed job nnf-envd writes one with no variables
-  // and the job-warning fact (statusFacts).
-  t.ok(await exists(h.files(id).env), 'an env file for the plugin');
-  t.same(run.setenv, [], 'no variable set');
-  t.match(said, /failed/, 'the plugin tells the user the workflow failed');
-  t.ok(said.includes(message.slice(0, 40)), 'with the workflow\'s message');
+    t.test('a failed workflow: the prolog exits 0, the plugin warns, the helper says why', async (t) => {
+      const id = newJobId();
+      await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER, failAt: 'PreRun' });
+      const p = await prolog(id);
+      t.equal(p.code, 0, 'a user-job problem never fails the prolog');
+      const m = LOG(id).exec(p.stderr);
+      t.ok(m, p.stderr);
+      t.match(m?.[1] ?? '', /^failed \(user job problem, job runs without variables\): /);
+      const wf = (await h.cluster.get<Workflow>(WF, 'default', `fluxjob-${id}`))!;
+      const message = wf.status?.message ?? '';
+      t.ok(message, 'the simulator gave the workflow a message');
 
-  const exp = await helper(id, ['export']);
-  t.equal(exp.code, 4);
-  t.match(exp.stderr, new RegExp(`workflow default/fluxjob-${id} of job f\\w+ failed: `));
-  t.equal((await prolog(id, 'epilog')).code, 0);
-});
+      const run = await plugin(id);
+      t.same(run.dies, [], 'the shell does not die');
+      const said = [...run.logs, ...run.errors].join('\n');
+      // The plugin reads only the env file: for a failed job nnf-envd writes one with no variables
+      // and the job-warning fact (statusFacts).
+      t.ok(await exists(h.files(id).env), 'an env file for the plugin');
+      t.same(run.setenv, [], 'no variable set');
+      t.match(said, /failed/, 'the plugin tells the user the workflow failed');
+      t.ok(said.includes(message.slice(0, 40)), 'with the workflow\'s message');
+
+      const exp = await helper(id, ['export']);
+      t.equal(exp.code, 4);
+      t.match(exp.stderr, new RegExp(`workflow default/fluxjob-${id} of job f\\w+ failed: `));
+      t.equal((await prolog(id, 'epilog')).code, 0);
+    });
+  });
+}

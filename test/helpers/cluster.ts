@@ -5,14 +5,15 @@
  *   simulated DWS / nnf-sos / Flux controllers acting through the API (src/sim/api-controllers.ts).
  * Tests write and read objects through this interface, so one scenario runs on both.
  */
+import { copyFile } from 'node:fs/promises';
 import { pino } from 'pino';
 import type { Workflow, WorkflowState } from '../../src/dws/types.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { KubeApiError } from '../../src/kube/errors.js';
 import type { KubeObject, ResourceType } from '../../src/kube/resource.js';
-import { kubeconfigClient, startApiControllers, type ApiControllers } from '../../src/sim/api-controllers.js';
+import { kubeconfigClient, seedCluster, startApiControllers, type ApiControllers } from '../../src/sim/api-controllers.js';
 import { startSimulator, type Simulator, type SimulatorOptions, type SubmitJobOptions } from '../../src/sim/index.js';
-import { startRealServer, type RealServer } from './real-server.js';
+import { sharedRealServer, startRealServer, type RealServer, type RealServerOptions } from './real-server.js';
 
 export type Backend = 'sim' | 'real';
 
@@ -21,16 +22,14 @@ export interface ClusterOptions {
   rabbitName: string;
   /** Simulator options (sim backend; stepDelayMs, ports and userContainers apply to both). */
   sim?: SimulatorOptions;
-  /** Real backend: extra kube-apiserver flags (e.g. --max-requests-inflight). */
-  serverArgs?: string[];
+  /** Real backend: a server of its own with these options (default: the process's shared server). */
+  server?: RealServerOptions;
 }
 
 export interface Cluster {
   readonly backend: Backend;
-  /** Where to write a kubeconfig for nnf-envd / kubectl (admin rights on the sim; see serviceAccountKubeconfig). */
-  writeKubeconfig(path: string): Promise<void>;
-  /** Real backend: kubeconfig with the token of the service account bound to the shipped RBAC role. */
-  readonly serviceAccountKubeconfig: string | undefined;
+  /** Writes nnf-envd's kubeconfig: the simulator's; on real, the service account bound only to the shipped RBAC role. */
+  writeDaemonKubeconfig(path: string): Promise<void>;
   /** The simulator, for fault injection (sim backend only; throws on real). */
   readonly sim: Simulator;
   /** The real server (real backend only; throws on sim). */
@@ -53,8 +52,7 @@ async function simCluster(opts: ClusterOptions): Promise<Cluster> {
   const sim = await startSimulator({ computeName: opts.computeName, rabbitName: opts.rabbitName, ports: '0', stepDelayMs: 5, ...opts.sim });
   return {
     backend: 'sim',
-    writeKubeconfig: (path) => sim.writeKubeconfig(path),
-    serviceAccountKubeconfig: undefined,
+    writeDaemonKubeconfig: (path) => sim.writeKubeconfig(path),
     sim,
     get real(): RealServer {
       throw new Error('this test needs the real backend');
@@ -70,12 +68,15 @@ async function simCluster(opts: ClusterOptions): Promise<Cluster> {
 }
 
 async function realCluster(opts: ClusterOptions): Promise<Cluster> {
-  const server = await startRealServer({ args: opts.serverArgs ?? [] });
+  const own = opts.server !== undefined;
+  const server = own ? await startRealServer(opts.server) : await sharedRealServer();
   let client: KubeClient | undefined;
   let controllers: ApiControllers | undefined;
   try {
-    client = await kubeconfigClient(server.adminKubeconfig);
-    controllers = await startApiControllers({
+    client = await kubeconfigClient(server.kubeconfig);
+    if (opts.sim?.controllers === false) {
+      await seedCluster({ client, computeName: opts.computeName, rabbitName: opts.rabbitName });
+    } else controllers = await startApiControllers({
       client,
       computeName: opts.computeName,
       rabbitName: opts.rabbitName,
@@ -87,16 +88,19 @@ async function realCluster(opts: ClusterOptions): Promise<Cluster> {
   } catch (err) {
     await controllers?.close();
     await client?.close();
-    await server.stop();
+    if (own) await server.stop();
     throw err;
   }
   const c = client;
-  const ctl = controllers;
+  const ctl = controllers ?? {
+    submitJob: () => Promise.reject(new Error('this cluster runs without controllers')),
+    advance: () => Promise.reject(new Error('this cluster runs without controllers')),
+    close: () => Promise.resolve(),
+  };
   const nsOf = (rt: ResourceType, ns: string | undefined) => (rt.namespaced ? (ns ?? 'default') : undefined);
   return {
     backend: 'real',
-    writeKubeconfig: (path) => server.writeAdminKubeconfig(path),
-    serviceAccountKubeconfig: server.serviceAccountKubeconfig,
+    writeDaemonKubeconfig: async (path) => copyFile(server.saKubeconfig, path),
     get sim(): Simulator {
       throw new Error('this test needs the sim backend (fault injection)');
     },
@@ -120,7 +124,7 @@ async function realCluster(opts: ClusterOptions): Promise<Cluster> {
     async close() {
       await ctl.close();
       await c.close();
-      await server.stop();
+      if (own) await server.stop();
     },
   };
 }

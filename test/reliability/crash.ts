@@ -19,12 +19,15 @@ import { NODES, dwsResource } from '../../src/kube/resource.js';
 import { parseEnvFile } from '../../src/node/env-file.js';
 import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER, readHostsBlock } from '../../src/node/hosts-block.js';
 import { nnfEnvdBin } from '../helpers/paths.js';
+import type { Backend } from '../helpers/cluster.js';
 import { RABBIT, SAMPLE_HOSTS, startHarness, type Harness } from '../daemon/harness.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 const ADDRESSES = ['127.0.0.1', '127.0.0.2'];
 
 export interface CrashOptions {
+  /** Default 'sim'. */
+  backend?: Backend;
   kills: number;
   jobsPerRound: number;
   log?: (s: string) => void;
@@ -113,17 +116,17 @@ async function checkRuntime(h: Harness, problems: string[], when: string): Promi
 export async function runCrashLoop(opts: CrashOptions): Promise<CrashReport> {
   const log = opts.log ?? (() => undefined);
   const problems: string[] = [];
-  const h = await startHarness({ noDaemon: true, sim: { controllers: false, historySize: 100_000 }, config: { PROBE_PORTS: 'false', GC_INTERVAL: '1h' } });
+  const h = await startHarness({ backend: opts.backend ?? 'sim', noDaemon: true, sim: { controllers: false, historySize: 100_000 }, config: { PROBE_PORTS: 'false', GC_INTERVAL: '1h' } });
   const ids: bigint[] = [];
   const users = new Map<bigint, number>();
   let midWrite = 0;
   let duringStart = 0;
   let addr = 0;
   let base = (BigInt(Date.now()) << 20n) + BigInt(process.pid & 0x3ff) * 512n;
-  const flipAddress = () => {
+  const flipAddress = async () => {
     addr = 1 - addr;
-    const node = h.sim.get<KubeNode>(NODES, undefined, RABBIT)!;
-    h.sim.patchMerge(NODES, undefined, RABBIT, { status: { addresses: [{ type: 'InternalIP', address: ADDRESSES[addr] }, ...((node.status?.addresses ?? []) as Array<{ type: string }>).filter((a) => a.type !== 'InternalIP')] } });
+    const node = (await h.cluster.get<KubeNode>(NODES, undefined, RABBIT))!;
+    await h.cluster.patchMerge(NODES, undefined, RABBIT, { status: { addresses: [{ type: 'InternalIP', address: ADDRESSES[addr] }, ...((node.status?.addresses ?? []) as Array<{ type: string }>).filter((a) => a.type !== 'InternalIP')] } });
   };
   try {
     for (let k = 0; k < opts.kills; k++) {
@@ -131,17 +134,17 @@ export async function runCrashLoop(opts: CrashOptions): Promise<CrashReport> {
       try {
         if (Math.random() < 0.25) {
           // During start: recovery of tracked jobs, hosts block, socket.
-          flipAddress();
+          await flipAddress();
           await new Promise((r) => setTimeout(r, Math.random() * 400));
           if (!(await health(h.socketPath, { timeoutMs: 200 }).catch(() => false))) duringStart++;
         } else {
           await waitHealthy(h, d);
           const batch = Array.from({ length: opts.jobsPerRound }, () => base++);
-          for (const id of batch) h.sim.create(WF, bigWorkflow(id, 1050 + (k % 3)));
+          for (const id of batch) await h.cluster.create(WF, bigWorkflow(id, 1050 + (k % 3)));
           await Promise.all(batch.map((id) => trackJob(h.socketPath, id.toString(), 1050 + (k % 3)).catch(() => undefined)));
           ids.push(...batch);
           for (const id of batch) users.set(id, 1050 + (k % 3));
-          if (Math.random() < 0.5) flipAddress();
+          if (Math.random() < 0.5) await flipAddress();
           await new Promise((r) => setTimeout(r, Math.random() * 60));
         }
       } finally {
@@ -168,7 +171,7 @@ export async function runCrashLoop(opts: CrashOptions): Promise<CrashReport> {
         }
         const file = h.files(id).env;
         const vars = parseEnvFile(await readFile(file), file);
-        const wf = h.sim.get<Workflow>(WF, 'default', `fluxjob-${id}`)!;
+        const wf = (await h.cluster.get<Workflow>(WF, 'default', `fluxjob-${id}`))!;
         for (const [name, v] of Object.entries(wf.status?.env ?? {})) if (vars[name] !== v) problems.push(`job ${id}: ${name} differs from the workflow`);
       }
       const convergeMs = performance.now() - t0;
