@@ -9,10 +9,11 @@
  * state with the newest resourceVersion: on one etcd they increase, which is all a test
  * stand-in needs.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import type { KubeClient } from '../kube/client.js';
-import { KubeApiError } from '../kube/errors.js';
+import { KubeApiError, KubeConnectionError } from '../kube/errors.js';
 import { Reflector } from '../kube/reflector.js';
 import { objectKey, type KubeObject, type ResourceType } from '../kube/resource.js';
 import type { ControllerEvent, ControllerStore } from './controller-store.js';
@@ -23,7 +24,7 @@ export interface ApiStoreOptions {
   client: KubeClient;
   /** Resources to cache; events are delivered for all of them. */
   resources: readonly ServedResource[];
-  /** Conflict retries of one mutate before it gives up. Default 10. */
+  /** Retries of one write after conflicts, or after 429/5xx/connection failures, before it gives up. Default 10. */
   maxConflictRetries?: number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
@@ -61,8 +62,9 @@ export class ApiControllerStore implements ControllerStore {
   private readonly client: KubeClient;
   private readonly log: Logger;
   private readonly maxRetries: number;
-  /** Writes made and the conflicts they met (for tests and benchmarks). */
-  readonly counters = { writes: 0, conflicts: 0 };
+  /** Requests of writes made, the conflicts and 429s they met (for tests and benchmarks). */
+  readonly counters = { writes: 0, conflicts: 0, throttled: 0 };
+  private stopped = false;
 
   constructor(opts: ApiStoreOptions) {
     this.client = opts.client;
@@ -92,6 +94,7 @@ export class ApiControllerStore implements ControllerStore {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await Promise.all([...this.caches.values()].map((c) => c.reflector.stop()));
   }
 
@@ -116,8 +119,7 @@ export class ApiControllerStore implements ControllerStore {
   async create(res: ServedResource, obj: KubeObject): Promise<void> {
     const c = this.cache(res);
     try {
-      this.counters.writes++;
-      const made = await this.client.create(c.rt, res.namespaced ? obj.metadata.namespace : undefined, { apiVersion: `${res.group ? res.group + '/' : ''}${c.rt.version}`, kind: res.kind, ...obj });
+      const made = await this.retrying(() => this.client.create(c.rt, res.namespaced ? obj.metadata.namespace : undefined, { apiVersion: `${res.group ? res.group + '/' : ''}${c.rt.version}`, kind: res.kind, ...obj }));
       this.remember(c, made);
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 409) return; // exists already
@@ -134,15 +136,14 @@ export class ApiControllerStore implements ControllerStore {
       mutate(o);
       if (deepEqual(o, cur)) return;
       try {
-        this.counters.writes++;
-        this.remember(c, await this.client.replace(c.rt, nsArg, name, o));
+        this.remember(c, await this.retrying(() => this.client.replace(c.rt, nsArg, name, o)));
         return;
       } catch (err) {
         if (!(err instanceof KubeApiError)) throw err;
         if (err.status === 404) return;
         if (err.status !== 409 || attempt >= this.maxRetries) throw err;
         this.counters.conflicts++;
-        cur = await this.client.tryGet<KubeObject>(c.rt, nsArg, name);
+        cur = await this.retrying(() => this.client.tryGet<KubeObject>(c.rt, nsArg, name));
         if (cur) this.remember(c, cur);
       }
     }
@@ -151,11 +152,29 @@ export class ApiControllerStore implements ControllerStore {
   async delete(res: ServedResource, ns: string | undefined, name: string): Promise<void> {
     const c = this.cache(res);
     try {
-      this.counters.writes++;
-      await this.client.delete(c.rt, res.namespaced ? ns : undefined, name);
+      await this.retrying(() => this.client.delete(c.rt, res.namespaced ? ns : undefined, name));
     } catch (err) {
       if (err instanceof KubeApiError && err.status === 404) return;
       throw err;
+    }
+  }
+
+  /**
+   * One request, again after an overloaded or restarting server (429, 5xx, connection
+   * failures), waiting what Retry-After says or a growing pause; other answers are the caller's.
+   */
+  private async retrying<T>(send: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      this.counters.writes++;
+      try {
+        return await send();
+      } catch (err) {
+        const transient = err instanceof KubeConnectionError || (err instanceof KubeApiError && (err.status === 429 || err.status >= 500));
+        if (!transient || attempt >= this.maxRetries || this.stopped) throw err;
+        if (err instanceof KubeApiError && err.status === 429) this.counters.throttled++;
+        const pause = err instanceof KubeApiError && err.retryAfterMs !== undefined ? err.retryAfterMs : Math.min(100 * 2 ** attempt, 2000);
+        await sleep(pause);
+      }
     }
   }
 

@@ -7,10 +7,11 @@
 import { mkdtemp, rm, writeFile, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, type LoadedConfig } from '../../src/config/load.js';
 import type { Simulator, SimulatorOptions } from '../../src/sim/index.js';
 import { startCluster, type Backend, type Cluster } from '../helpers/cluster.js';
+import type { RealServerOptions } from '../helpers/real-server.js';
 import { startDaemon, type DaemonHandle } from '../../src/daemon/main.js';
 import { jobFiles } from '../../src/node/job-paths.js';
 
@@ -44,6 +45,10 @@ export interface Harness {
 export interface HarnessOptions {
   /** Default 'sim'. */
   backend?: Backend;
+  /** Real backend: a kube-apiserver of its own with these options (restartable; default: the process's shared one). */
+  server?: RealServerOptions;
+  /** The daemon's logger (default: silent, or NNF_TEST_LOG's level). */
+  daemonLogger?: Logger;
   sim?: SimulatorOptions;
   config?: Record<string, string>;
   /** Do not start the daemon (the test starts it, or runs it as a child). */
@@ -52,7 +57,7 @@ export interface HarnessOptions {
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'nnf-envd-test-'));
-  const cluster = await startCluster(opts.backend ?? 'sim', { computeName: NODE, rabbitName: RABBIT, ...(opts.sim ? { sim: opts.sim } : {}) });
+  const cluster = await startCluster(opts.backend ?? 'sim', { computeName: NODE, rabbitName: RABBIT, ...(opts.sim ? { sim: opts.sim } : {}), ...(opts.server ? { server: opts.server } : {}) });
   const kubeconfig = join(dir, 'kubeconfig');
   await cluster.writeDaemonKubeconfig(kubeconfig);
   const runtimeDir = join(dir, 'run');
@@ -94,7 +99,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     loadConfig: (extra = {}) => loadConfig({ argvFlags: { ...flags, ...extra }, env: {}, defaultConfigFile: null }),
     async startDaemon(extra = {}) {
       const loaded = await h.loadConfig(extra);
-      h.daemon = await startDaemon(loaded, pino({ level: process.env.NNF_TEST_LOG ?? 'silent' }), { env: {}, startupApiWaitMs: 2000, rabbitWaitMs: 5000 });
+      h.daemon = await startDaemon(loaded, opts.daemonLogger ?? pino({ level: process.env.NNF_TEST_LOG ?? 'silent' }), { env: {}, startupApiWaitMs: 2000, rabbitWaitMs: 5000 });
       return h.daemon;
     },
     files: (id) => jobFiles(join(runtimeDir, 'jobs'), id),

@@ -5,7 +5,9 @@
  *   simulated DWS / nnf-sos / Flux controllers acting through the API (src/sim/api-controllers.ts).
  * Tests write and read objects through this interface, so one scenario runs on both.
  */
-import { copyFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Workflow, WorkflowState } from '../../src/dws/types.js';
 import type { KubeClient } from '../../src/kube/client.js';
@@ -34,6 +36,8 @@ export interface Cluster {
   readonly sim: Simulator;
   /** The real server (real backend only; throws on sim). */
   readonly real: RealServer;
+  /** Real backend with a server of its own: SIGTERM it and start it again on the same port and etcd data (a kube-apiserver restart). */
+  restartServer(): Promise<void>;
   submitJob(job: SubmitJobOptions): Promise<Workflow>;
   advance(name: string, state: WorkflowState): Promise<void>;
   /** Create in 'default' when no namespace is set. The simulator keeps a uid set by the caller; kube-apiserver assigns its own. */
@@ -57,6 +61,7 @@ async function simCluster(opts: ClusterOptions): Promise<Cluster> {
     get real(): RealServer {
       throw new Error('this test needs the real backend');
     },
+    restartServer: () => Promise.reject(new Error('this test needs the real backend')),
     submitJob: async (job) => sim.submitJob(job),
     advance: async (name, state) => sim.advance(name, state),
     create: async (rt, obj) => sim.create(rt, obj),
@@ -69,7 +74,9 @@ async function simCluster(opts: ClusterOptions): Promise<Cluster> {
 
 async function realCluster(opts: ClusterOptions): Promise<Cluster> {
   const own = opts.server !== undefined;
-  const server = own ? await startRealServer(opts.server) : await sharedRealServer();
+  // A server of its own keeps its etcd data in a dir of ours, so that it can be restarted on it.
+  const dataDir = own ? (opts.server!.dataDir ?? (await mkdtemp(join(tmpdir(), 'nnf-env-etcd-')))) : undefined;
+  let server = own ? await startRealServer({ ...opts.server, dataDir }) : await sharedRealServer();
   let client: KubeClient | undefined;
   let controllers: ApiControllers | undefined;
   try {
@@ -89,6 +96,7 @@ async function realCluster(opts: ClusterOptions): Promise<Cluster> {
     await controllers?.close();
     await client?.close();
     if (own) await server.stop();
+    if (dataDir && !opts.server?.dataDir) await rm(dataDir, { recursive: true, force: true });
     throw err;
   }
   const c = client;
@@ -104,7 +112,15 @@ async function realCluster(opts: ClusterOptions): Promise<Cluster> {
     get sim(): Simulator {
       throw new Error('this test needs the sim backend (fault injection)');
     },
-    real: server,
+    get real() {
+      return server;
+    },
+    async restartServer() {
+      if (!own) throw new Error('restartServer needs a server of its own (ClusterOptions.server)');
+      const port = server.port;
+      await server.stop();
+      server = await startRealServer({ ...opts.server, dataDir, port });
+    },
     submitJob: (job) => ctl.submitJob(job),
     advance: (name, state) => ctl.advance(name, state),
     async create(rt, obj) {
@@ -125,6 +141,7 @@ async function realCluster(opts: ClusterOptions): Promise<Cluster> {
       await ctl.close();
       await c.close();
       if (own) await server.stop();
+      if (dataDir && !opts.server?.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -21,6 +21,7 @@ export interface RealServerOptions {
   port?: number;
   maxRequestsInflight?: number;
   maxMutatingRequestsInflight?: number;
+  watchCache?: boolean;
   kubeApiserverArgs?: string[];
 }
 
