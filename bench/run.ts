@@ -5,7 +5,9 @@
  *   node dist/bench/run.js [--quick] [--only a,b] [--out FILE] [--no-write]
  *
  * --quick: smaller sizes (about a minute; prints, writes nothing unless --out is given).
- * --only:  throughput, latency, fanout, footprint, commands, probe.
+ * --only:  throughput, latency, fanout, footprint, commands, probe, herd.
+ * Sections that can run on the real kube-apiserver (test/apiserver/, needs Go) run on both
+ * backends side by side; without Go they run on the simulator and say why.
  * Job files go to a tmpfs directory (/dev/shm) when there is one, as /run/nnf-env is in
  * production; set TMPDIR to choose.
  */
@@ -19,6 +21,8 @@ import { runLatency, type LatencyResult } from './latency.js';
 import { runFanout, type FanoutResult } from './fanout.js';
 import { runFootprint, type FootprintResult } from './footprint.js';
 import { runProbe, type ProbeResult } from './probe.js';
+import { runHerd, type HerdRow } from './herd.js';
+import { realServerSkipReason } from '../test/helpers/real-server.js';
 
 const BEGIN = '<!-- bench:results:begin (written by npm run bench; edit outside these markers) -->';
 const END = '<!-- bench:results:end -->';
@@ -38,8 +42,8 @@ if (!process.env.TMPDIR && existsSync('/dev/shm')) process.env.TMPDIR = '/dev/sh
 const log = (s: string): void => void process.stderr.write(s + '\n');
 
 const sizes = quick
-  ? { events: 20_000, rounds: 1, single: 10, concurrent: 100, inARow: 100, fanout: [100, 1000], updates: 3, footprintJobs: 200, window: 3, commandRuns: 5 }
-  : { events: 100_000, rounds: 3, single: 20, concurrent: 100, inARow: 1000, fanout: [100, 1000, 10_000], updates: 3, footprintJobs: 1000, window: 10, commandRuns: 20 };
+  ? { events: 20_000, rounds: 1, single: 10, concurrent: 100, inARow: 100, fanout: [100, 1000], updates: 3, footprintJobs: 200, window: 3, commandRuns: 5, herd: [100, 500] }
+  : { events: 100_000, rounds: 3, single: 20, concurrent: 100, inARow: 1000, fanout: [100, 1000, 10_000], updates: 3, footprintJobs: 1000, window: 10, commandRuns: 20, herd: [100, 500, 2000] };
 
 interface Results {
   machine: MachineInfo;
@@ -52,6 +56,9 @@ interface Results {
   footprint?: FootprintResult;
   commands?: string;
   probe?: ProbeResult;
+  herd?: HerdRow[];
+  /** Why the real-server half did not run, when it did not. */
+  realSkipped?: string;
   failures: string[];
 }
 
@@ -183,6 +190,23 @@ function render(r: Results): string {
     for (const x of p.rows) out.push(`| ${x.ports} | ${x.openAfterMs} ms | ${ms(x.detect.p50)} | ${ms(x.detect.p99)} | ${ms(x.detect.max)} | ${x.attempts.p50} |`);
     out.push('');
   }
+  const h = r.herd;
+  if (h) {
+    out.push('### Herd: one job spanning N nodes');
+    out.push('');
+    out.push('N watchers in one load-generator process (bench/herd-watchers.ts: src/kube as nnf-envd uses it, one KubeClient and one TLS connection each, list then watch with `fieldSelector=metadata.name=`) track one workflow whose PreRun is in progress; then one write finishes PreRun. *delivered* is that write -> the watcher holds the finished workflow. Server CPU/RSS: the simulator runs in the benchmark process (its figures include the benchmark\'s own small share); kube-apiserver is its own process (/proc). The load generator shares the 2 CPUs with the server.');
+    if (r.realSkipped) out.push(`\nReal server: not run (${r.realSkipped}).`);
+    out.push('');
+    out.push('| server | variant | N | all synced ms | delivered p50 ms | p99 ms | max ms | failures | requests/node max (mean) | 429s | server CPU s | server peak RSS MiB |');
+    out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const x of h) {
+      out.push(`| ${x.backend} | ${x.variant} | ${fmt.n(x.n)} | ${fmt.n(x.syncedMs)} | ${ms(x.deliveredP50Ms)} | ${ms(x.deliveredP99Ms)} | ${ms(x.deliveredMaxMs)} | ${x.failures} | ${x.requestsPerNodeMax} (${x.requestsPerNodeMean.toFixed(2)}) | ${x.throttled} | ${x.serverCpuSeconds.toFixed(2)} | ${x.serverPeakRssMiB.toFixed(0)} |`);
+    }
+    const goal = h.filter((x) => x.backend === 'real' && x.n === 2000);
+    out.push('');
+    out.push(goal.length ? `Goal at N = 2,000 on the real server (all within 2 s, 0 failures, <= 2 requests per node): ${goal.map((x) => `${x.variant}: **${x.deliveredMaxMs <= 2000 && x.failures === 0 && x.requestsPerNodeMax <= 2 ? 'met' : 'not met'}**`).join('; ')}.` : 'Goal at N = 2,000 on the real server: not measured in this run.');
+    out.push('');
+  }
   return out.join('\n');
 }
 
@@ -196,6 +220,9 @@ async function main(): Promise<void> {
   results.footprint = await section('footprint', results, () => runFootprint({ jobs: sizes.footprintJobs, windowSeconds: sizes.window, log }));
   results.commands = await section('commands', results, () => runCommandsBench(sizes.commandRuns));
   results.probe = await section('probe', results, () => runProbe({ log }));
+  const skip = want('herd') ? await realServerSkipReason() : undefined;
+  if (skip !== undefined) results.realSkipped = skip;
+  results.herd = await section('herd', results, () => runHerd({ backends: skip === undefined ? ['sim', 'real'] : ['sim'], sizes: sizes.herd, log }));
   results.seconds = (performance.now() - t0) / 1000;
 
   const md = render(results);

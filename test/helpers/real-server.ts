@@ -11,6 +11,7 @@ export interface RealServer {
   /** The service account bound only to etc/kubernetes/nnf-env-rbac.yaml (nnf-envd). */
   readonly saKubeconfig: string;
   readonly dataDir: string;
+  readonly pid: number;
   compact(): Promise<number>;
   stop(): Promise<void>;
   kill(): Promise<void>;
