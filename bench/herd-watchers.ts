@@ -12,8 +12,8 @@ import { resolveConnection } from '../src/kube/connection.js';
 import { KubeApiError } from '../src/kube/errors.js';
 import { Reflector } from '../src/kube/reflector.js';
 import { dwsResource, type KubeObject, type ResourceType } from '../src/kube/resource.js';
-import { preRunFinished } from '../src/dws/workflow-assessment.js';
-import type { Workflow } from '../src/dws/types.js';
+import { preRunFinished } from '../src/domain/workflow-assessment.js';
+import type { Workflow } from '../src/domain/dws-types.js';
 
 const { values } = parseArgs({
   options: {

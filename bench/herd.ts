@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Workflow } from '../src/dws/types.js';
+import type { Workflow } from '../src/domain/dws-types.js';
 import { dwsResource } from '../src/kube/resource.js';
 import { kubeconfigClient } from '../src/sim/api-controllers.js';
 import { startSimulator } from '../src/sim/index.js';

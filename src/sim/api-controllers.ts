@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import { pino } from 'pino';
-import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../dws/types.js';
+import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import { KubeClient } from '../kube/client.js';
 import { resolveConnection } from '../kube/connection.js';
 import { KubeApiError } from '../kube/errors.js';

@@ -2,7 +2,7 @@
  * A job as Flux submits it: the workflow object fluxjob-<id> and what the simulated Flux and
  * nnf-sos do with it. Shared by the simulator and the API-driven controllers.
  */
-import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../dws/types.js';
+import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import { FLUX_FINALIZER, type JobOptions } from './controllers.js';
 import { containerOf, f58plain, parseDirectives } from './env.js';
 

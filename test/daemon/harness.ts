@@ -13,7 +13,7 @@ import type { Simulator, SimulatorOptions } from '../../src/sim/index.js';
 import { startCluster, type Backend, type Cluster } from '../helpers/cluster.js';
 import type { RealServerOptions } from '../helpers/real-server.js';
 import { startDaemon, type DaemonHandle } from '../../src/daemon/main.js';
-import { jobFiles } from '../../src/node/job-paths.js';
+import { jobFiles } from '../../src/contract/job-paths.js';
 
 export const NODE = 'compute-test';
 export const RABBIT = 'rabbit-sim';

@@ -9,7 +9,7 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import type { Workflow, WorkflowState } from '../../src/dws/types.js';
+import type { Workflow, WorkflowState } from '../../src/domain/dws-types.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { KubeApiError } from '../../src/kube/errors.js';
 import type { KubeObject, ResourceType } from '../../src/kube/resource.js';

@@ -16,10 +16,10 @@ import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import { getJob, trackJob } from '../../src/api/client.js';
-import type { DaemonEvent } from '../../src/daemon/events.js';
-import type { Workflow } from '../../src/dws/types.js';
+import type { DaemonEvent } from '../../src/contract/control-api.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
 import { dwsResource } from '../../src/kube/resource.js';
-import { parseEnvFile } from '../../src/node/env-file.js';
+import { parseEnvFile } from '../../src/contract/env-file.js';
 import { eventually, newJobId, startHarness, type Harness } from '../daemon/harness.js';
 import { realServerSkipReason } from '../helpers/real-server.js';
 

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { Computes, Workflow } from '../../src/dws/types.js';
+import type { Computes, Workflow } from '../../src/domain/dws-types.js';
 import { dwsResource } from '../../src/kube/resource.js';
 import { kubeconfigClient, startApiControllers } from '../../src/sim/api-controllers.js';
 import { startSimulator } from '../../src/sim/index.js';

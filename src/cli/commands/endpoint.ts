@@ -8,8 +8,8 @@
  * certificates of user containers carry), `--address` for its IP (IPv6 in brackets).
  */
 import { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
-import type { JobStatus } from '../../node/job-status.js';
+import { NnfEnvError } from '../../core/errors.js';
+import type { JobStatus } from '../../contract/job-status.js';
 
 export class EndpointError extends NnfEnvError {
   readonly exitCode = 1;
@@ -88,7 +88,7 @@ export function command(): Command {
       if (opts.hostname && opts.address) throw new EndpointError('BAD_OPTIONS', '--hostname and --address exclude each other');
       const ctx = await import('../job-context.js');
       const job = await ctx.loadDeliveredJob(opts.job);
-      const [{ parsePortList }, { formatHostPort }] = await Promise.all([import('../../node/port-probe.js'), import('../../node/address.js')]);
+      const [{ parsePortList }, { formatHostPort }] = await Promise.all([import('../../contract/port-list.js'), import('../../contract/address.js')]);
       const alias = (process.env.NNF_ENV_HOSTS_ALIASES ?? '').split(',').map((s) => s.trim()).find((s) => s !== '') ?? 'local-rabbit';
       const lines = endpoints(job.ref.name, job.variables, job.status, {
         container: opts.container,
