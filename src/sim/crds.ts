@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { NnfEnvError } from '../errors.js';
+import { NnfEnvError } from '../core/errors.js';
 
 /** A CRD file that cannot be read or is not a CRD of the shape the simulator serves. */
 export class CrdFileError extends NnfEnvError {

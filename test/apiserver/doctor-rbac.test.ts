@@ -10,7 +10,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
-import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER } from '../../src/node/hosts-block.js';
+import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER } from '../../src/domain/hosts-block.js';
 import { baseEnv, makeSandbox, runCli } from '../cli/job-files.js';
 import { reply, startStandIn } from '../cli/stand-in-daemon.js';
 import { RBAC_FILE, realApiServerSkipReason, startRealApiServer } from '../helpers/apiserver.js';
