@@ -4,6 +4,7 @@
  * client-go ask for, and the printer columns of each resource (taken from the upstream DWS
  * CRDs' additionalPrinterColumns, v1alpha7, and from kube-apiserver's built-in printers).
  */
+import { CONTAINER_PROFILE_VERSIONS, NNF_GROUP } from '../dws/container-profile.js';
 import { DWS_GROUP, DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resource.js';
 
 export type ColumnType = 'string' | 'boolean' | 'integer' | 'number' | 'date';
@@ -110,6 +111,8 @@ export function servedResources(dwsVersions: readonly string[] = DWS_VERSIONS): 
     dws('computes', 'computes', 'Computes', DEFAULT_CRD_COLUMNS, dwsVersions),
     dws('systemconfigurations', 'systemconfiguration', 'SystemConfiguration', SYSTEMCONFIGURATION_COLUMNS, dwsVersions),
     dws('storages', 'storage', 'Storage', STORAGE_COLUMNS, dwsVersions),
+    // nnf-sos's CRD (config/crd/bases/nnf.cray.hpe.com_nnfcontainerprofiles.yaml) has no printer columns.
+    { group: NNF_GROUP, plural: 'nnfcontainerprofiles', singular: 'nnfcontainerprofile', kind: 'NnfContainerProfile', listKind: 'NnfContainerProfileList', namespaced: true, shortNames: [], versions: CONTAINER_PROFILE_VERSIONS, custom: true, columns: DEFAULT_CRD_COLUMNS },
     core('namespaces', 'namespace', 'Namespace', false, NAMESPACE_COLUMNS, ['ns']),
     core('nodes', 'node', 'Node', false, NODE_COLUMNS, ['no']),
     core('secrets', 'secret', 'Secret', true, SECRET_COLUMNS),
