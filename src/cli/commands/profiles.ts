@@ -139,7 +139,7 @@ Examples:
 
 Exit status: 0 fine; 1 the container directive would be refused; 3 the profiles cannot be read here.`)
     .action(async (opts: { check?: string; uid?: number; gid?: number; config?: string; socket?: string; json?: boolean }) => {
-      const configFile = opts.config ?? '/etc/nnf-env/nnf-env.conf';
+      const configFile = opts.config ?? process.env.NNF_ENV_CONFIG ?? '/etc/nnf-env/nnf-env.conf';
       if ((await envSource(configFile)) === 'flux') {
         throw new ProfilesUnavailableError('PROFILES_NO_KUBERNETES', 'this node reads job environments from Flux (ENV_SOURCE=flux) and has no Kubernetes access: container profiles cannot be read here', {
           hint: 'run nnf-env profiles on a node whose nnf-envd reads Kubernetes (a login node with KUBE_* set), or ask an admin for: kubectl get nnfcontainerprofiles -n nnf-system',
