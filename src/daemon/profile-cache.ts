@@ -8,13 +8,13 @@
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { CONTAINER_PROFILE_VERSIONS, NNF_GROUP, PROFILE_NAMESPACE, summarizeProfile, type ContainerProfile, type ProfileSummary } from '../dws/container-profile.js';
-import { errorMessage } from '../errors.js';
+import { CONTAINER_PROFILE_VERSIONS, NNF_GROUP, PROFILE_NAMESPACE, summarizeProfile, type ContainerProfile, type ProfileSummary } from '../domain/container-profile.js';
+import { errorMessage } from '../core/errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { KubeApiError } from '../kube/errors.js';
 import { Reflector, reflectorOptionsFromConfig } from '../kube/reflector.js';
 import type { ResourceType } from '../kube/resource.js';
-import { writeFileAtomic } from '../node/atomic-file.js';
+import { writeFileAtomic } from '../fs/atomic-file.js';
 import type { WatchStats } from './watch-stats.js';
 
 /** GET /v1/profiles and profiles.json (docs/FORMATS.md). */

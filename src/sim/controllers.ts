@@ -15,9 +15,9 @@
  * schedules one reconcile, which does at most one step.
  */
 import type { Logger } from 'pino';
-import { WORKFLOW_STATES, type Computes, type SystemConfiguration, type Workflow, type WorkflowState } from '../dws/types.js';
+import { WORKFLOW_STATES, type Computes, type SystemConfiguration, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import type { KubeObject } from '../kube/resource.js';
-import { insufficientPortsMessage, portsRequested, preRunTimeoutMessage, profileContainerEnv, podSpecsOf, DEFAULT_PRERUN_TIMEOUT_SECONDS } from '../dws/container-profile.js';
+import { insufficientPortsMessage, portsRequested, preRunTimeoutMessage, profileContainerEnv, podSpecsOf, DEFAULT_PRERUN_TIMEOUT_SECONDS } from '../domain/container-profile.js';
 import { parseDirectives, storageEnv } from './env.js';
 import type { FluxJobs } from './flux-jobs.js';
 import type { ProfileHooks } from './profile-hooks.js';
@@ -26,9 +26,8 @@ import { apiVersionString, type ServedResource } from './resources.js';
 import type { ObjectStore, StoreEvent } from './store.js';
 
 export const FLUX_FINALIZER = 'flux-framework.readthedocs.io/workflow';
-export const LABEL_WORKFLOW_NAME = 'dataworkflowservices.github.io/workflow.name';
-export const LABEL_WORKFLOW_NAMESPACE = 'dataworkflowservices.github.io/workflow.namespace';
-export const LABEL_WORKFLOW_UID = 'dataworkflowservices.github.io/workflow.uid';
+import { LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID } from '../domain/dws-types.js';
+export { LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID };
 
 export interface JobOptions {
   /** Flux drives desiredState (jobs from submitJob, or workflows given to advance). */
@@ -365,7 +364,7 @@ export class Controllers {
    * pending) and fails the workflow after preRunTimeoutSeconds (0: waits for ever). A pull
    * secret created meanwhile lets the pods start, as the kubelet retries pulls.
    */
-  private waitForContainers(ns: string, name: string, rt: Runtime, pinned: { profile: import('../dws/container-profile.js').ContainerProfile; index: number }): StepResult | undefined {
+  private waitForContainers(ns: string, name: string, rt: Runtime, pinned: { profile: import('../domain/container-profile.js').ContainerProfile; index: number }): StepResult | undefined {
     const key = `${ns}/${name}`;
     const why = this.d.profiles.startBlocker(pinned.profile);
     if (why === undefined) {

@@ -5,9 +5,9 @@
  * `default`, the simulated registry). The rules themselves are in src/dws/container-profile.ts.
  */
 import type { Logger } from 'pino';
-import { decideContainer, imagesOf, containerDirectiveIndex, PROFILE_NAMESPACE, type ContainerProfile } from '../dws/container-profile.js';
-import type { Workflow } from '../dws/types.js';
-import { LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID } from './controllers.js';
+import { decideContainer, imagesOf, containerDirectiveIndex, PROFILE_NAMESPACE, type ContainerProfile } from '../domain/container-profile.js';
+import type { Workflow } from '../domain/dws-types.js';
+import { LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID } from '../domain/dws-types.js';
 import { pinnedProfileName } from './profiles.js';
 import type { ServedResource } from './resources.js';
 import type { ObjectStore } from './store.js';

@@ -7,8 +7,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { NnfEnvError } from '../errors.js';
-import { PROFILE_NAMESPACE, profileShapeProblem, type ContainerProfile, type ContainerProfileData } from '../dws/container-profile.js';
+import { NnfEnvError } from '../core/errors.js';
+import { PROFILE_NAMESPACE, profileShapeProblem, type ContainerProfile, type ContainerProfileData } from '../domain/container-profile.js';
 import type { KubeObject } from '../kube/resource.js';
 
 /** The pull secret the guide's private-registry example names; seeded in `default` like an admin would. */

@@ -4,7 +4,7 @@
  * client-go ask for, and the printer columns of each resource (taken from the upstream DWS
  * CRDs' additionalPrinterColumns, v1alpha7, and from kube-apiserver's built-in printers).
  */
-import { CONTAINER_PROFILE_VERSIONS, NNF_GROUP } from '../dws/container-profile.js';
+import { CONTAINER_PROFILE_VERSIONS, NNF_GROUP } from '../domain/container-profile.js';
 import { DWS_GROUP, DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resource.js';
 
 export type ColumnType = 'string' | 'boolean' | 'integer' | 'number' | 'date';

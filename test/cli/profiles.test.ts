@@ -10,9 +10,9 @@ import t from 'tap';
 import { startHarness, type Harness } from '../daemon/harness.js';
 import { eventually } from '../helpers/eventually.js';
 import { runCli } from './job-files.js';
-import type { Workflow } from '../../src/dws/types.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
 import { dwsResource } from '../../src/kube/resource.js';
-import type { ContainerProfile } from '../../src/dws/container-profile.js';
+import type { ContainerProfile } from '../../src/domain/container-profile.js';
 import { dwLinesOf, mayUse } from '../../src/cli/commands/profiles.js';
 
 const PROFILES = { group: 'nnf.cray.hpe.com', version: 'v1alpha11', plural: 'nnfcontainerprofiles', kind: 'NnfContainerProfile', namespaced: true };

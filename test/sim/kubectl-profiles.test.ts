@@ -12,8 +12,8 @@ import t from 'tap';
 import YAML from 'yaml';
 import { startSimulator } from '../../src/sim/index.js';
 import { dwsResource } from '../../src/kube/resource.js';
-import type { Workflow } from '../../src/dws/types.js';
-import type { ContainerProfile } from '../../src/dws/container-profile.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
+import type { ContainerProfile } from '../../src/domain/container-profile.js';
 import { waitFor } from './client.js';
 
 const WORKFLOWS = dwsResource('workflows', 'v1alpha7');

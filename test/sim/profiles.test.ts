@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startSimulator, loadProfilesDir, EXAMPLE_PULL_SECRET, FLUX_DWS_ERROR_PREFIX, type Simulator } from '../../src/sim/index.js';
 import { dwsResource, SECRETS } from '../../src/kube/resource.js';
-import type { Workflow } from '../../src/dws/types.js';
-import type { ContainerProfile } from '../../src/dws/container-profile.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
+import type { ContainerProfile } from '../../src/domain/container-profile.js';
 import { waitFor } from './client.js';
 
 const WORKFLOWS = dwsResource('workflows', 'v1alpha7');

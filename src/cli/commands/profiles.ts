@@ -8,8 +8,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
-import { NnfEnvError } from '../../errors.js';
-import type { ProfileSummary } from '../../dws/container-profile.js';
+import { NnfEnvError } from '../../core/errors.js';
+import type { ProfileSummary } from '../../domain/container-profile.js';
 
 export class ProfilesUnavailableError extends NnfEnvError {
   readonly exitCode = 3;
@@ -49,7 +49,7 @@ export function mayUse(p: Pick<ProfileSummary, 'userID' | 'groupID'>, uid: numbe
 
 /** Pure: the check of one script against the listed profiles, with the simulator's own rules. */
 export async function checkScript(file: string, script: string, doc: ProfilesDoc, uid: number, gid: number): Promise<CheckResult> {
-  const { decideContainer, profileFromSummary, portsRequested, podSpecsOf } = await import('../../dws/container-profile.js');
+  const { decideContainer, profileFromSummary, portsRequested, podSpecsOf } = await import('../../domain/container-profile.js');
   const directives = dwLinesOf(script);
   const byName = new Map(doc.profiles.map((p) => [p.name, profileFromSummary(p)]));
   const d = decideContainer(directives, { userID: uid, groupID: gid }, (n) => byName.get(n));
@@ -90,7 +90,7 @@ export function profileRows(doc: ProfilesDoc, uid: number, gid: number): string[
 async function envSource(configFile: string): Promise<string | undefined> {
   if (process.env.NNF_ENV_ENV_SOURCE) return process.env.NNF_ENV_ENV_SOURCE;
   try {
-    const { parseSimpleDotenv } = await import('../light-config.js');
+    const { parseSimpleDotenv } = await import('../../config/light.js');
     return parseSimpleDotenv(await readFile(configFile, 'utf8'))?.get('ENV_SOURCE');
   } catch {
     return undefined;
@@ -103,7 +103,9 @@ async function fetchProfiles(socketPath: string, runtimeDir: string): Promise<Pr
   try {
     return (await client.getProfiles(socketPath)) as unknown as ProfilesDoc;
   } catch (err) {
-    const fallbackOk = err instanceof client.DaemonAccessError || (err instanceof client.DaemonApiError && err.httpStatus === 404);
+    // By code, not instanceof: the bundled entry and this module may hold two copies of the classes.
+    const e = err as { code?: string; httpStatus?: number };
+    const fallbackOk = e?.code === 'DAEMON_SOCKET_ACCESS' || (e?.code === 'DAEMON_API_ERROR' && e.httpStatus === 404);
     if (!fallbackOk) throw err;
     const path = `${runtimeDir.replace(/\/+$/, '')}/profiles.json`;
     try {
