@@ -34,6 +34,8 @@ export interface ApiServerOptions {
   jobs: ApiJobs;
   /** GET /v1/status. */
   status: () => Record<string, unknown>;
+  /** GET /v1/profiles: the cached NnfContainerProfiles (404 when the daemon has no cache). */
+  profiles?: () => unknown;
   /** GET /healthz is 200 only while this says true. */
   healthy?: () => boolean;
   /** The first messages of a new WebSocket client (current state). */
@@ -255,6 +257,12 @@ export class ApiServer {
         route = 'status';
         allow(method, ['GET']);
         return this.send(res, 200, this.opts.status(), route, method);
+      }
+      if (path === '/v1/profiles') {
+        route = 'profiles';
+        allow(method, ['GET']);
+        if (!this.opts.profiles) throw new HttpError(404, 'NOT_FOUND', 'this daemon does not cache container profiles');
+        return this.send(res, 200, this.opts.profiles(), route, method);
       }
       if (path === '/v1/jobs') {
         route = 'jobs';

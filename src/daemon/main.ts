@@ -20,6 +20,7 @@ import { DaemonEvents } from '../api/event-bus.js';
 import type { DaemonEvent } from '../contract/control-api.js';
 import { HostAddressResolver } from '../net/host-address.js';
 import { JobController } from './job-controller.js';
+import { ProfileCache } from './profile-cache.js';
 import { RabbitController, removeManagedHostsBlock } from './rabbit-controller.js';
 import { createSystemdNotifier, type SystemdNotifier } from './systemd.js';
 import { groupId } from '../fs/user-db.js';
@@ -155,6 +156,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   });
   metrics.setSources({ watchTotals: () => watchStats.totals(), jobsByPhase: () => jobs.countsByPhase() });
 
+  const profiles = new ProfileCache({ client, config, watchStats, logger });
   let discovery: ComputesDiscovery | undefined;
   let api: ApiServer | undefined;
   let ready = false;
@@ -184,6 +186,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       watches: { live: watchStats.liveWatches, ...watchStats.counters() },
       jobs: { total: jobs.size, byPhase: jobs.countsByPhase() },
       discovery: config.DISCOVERY,
+      profiles: (({ namespace, apiVersion, synced, error, profiles: list }) => ({ namespace, apiVersion, synced, count: list.length, error }))(profiles.document()),
       runtimeDir: config.RUNTIME_DIR,
       socket: socketPath,
     };
@@ -196,6 +199,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       await notifier.stopping();
       await api?.close().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'closing the control socket failed'));
       await discovery?.stop();
+      await profiles.stop();
       await jobs.stop();
       await rabbit.stop();
       await client.close();
@@ -209,6 +213,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
     const settled = await rabbit.waitSettled(opts.rabbitWaitMs ?? 15_000);
     if (!settled) logger.warn('the local rabbit is not decided yet; jobs are served meanwhile without it');
     await jobs.start();
+    profiles.start();
     if (config.DISCOVERY === 'computes') {
       discovery = new ComputesDiscovery({ client, dwsVersion, namespace: config.WORKFLOW_NAMESPACE, nodeName, jobs, config, watchStats, logger });
       const w = discovery.start();
@@ -220,6 +225,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       ...(socketGid !== undefined ? { gid: socketGid } : {}),
       jobs,
       status,
+      profiles: () => profiles.document(),
       healthy: () => ready,
       snapshot: (): DaemonEvent[] => [
         { type: 'connection', connection: watchStats.connection },

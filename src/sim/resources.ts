@@ -5,6 +5,7 @@
  * the printer columns of each resource (the CRDs' additionalPrinterColumns, and kube-apiserver's
  * built-in printers for the core types).
  */
+import { CONTAINER_PROFILE_VERSIONS, NNF_GROUP } from '../domain/container-profile.js';
 import { DWS_GROUP, DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resource.js';
 import { loadCrds, type CrdDefinition, type JsonSchema } from './crds.js';
 

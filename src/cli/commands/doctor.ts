@@ -3,7 +3,7 @@
  * depend on each other, and prints each failure with its fix. Exit 1 when any check fails
  * (warnings do not fail). Checks: configuration; how to reach the API server; that it answers
  * and accepts our credentials (DWS discovery); the permissions nnf-envd needs (get, list, watch
- * on workflows, computes, systemconfigurations; optionally nodes and secrets), by
+ * on workflows, computes, systemconfigurations; optionally nodes, secrets and nnfcontainerprofiles), by
  * SelfSubjectAccessReview, or by trying a list where the server does not serve that; this
  * node's rabbit and its address; the hosts entry; the control socket and jobs directory; the
  * Flux prolog/epilog scripts.
@@ -36,6 +36,8 @@ export function permissionNeeds(cfg: { WORKFLOW_NAMESPACE: string; WORKFLOW_TOKE
     { group: dws, resource: 'computes', verbs: ['get', 'list', 'watch'], namespace: cfg.WORKFLOW_NAMESPACE, optional: false, why: 'which nodes a workflow runs on' },
     { group: dws, resource: 'systemconfigurations', verbs: ['get', 'list', 'watch'], namespace: 'default', optional: false, why: 'this node\'s rabbit' },
   ];
+  // Optional: the profile list nnf-envd caches for `nnf-env profiles` (job users have no credentials).
+  needs.push({ group: 'nnf.cray.hpe.com', resource: 'nnfcontainerprofiles', verbs: ['get', 'list', 'watch'], namespace: 'nnf-system', optional: true, why: '`nnf-env profiles` for job authors' });
   if (!cfg.RABBIT_ADDRESS) needs.push({ group: '', resource: 'nodes', verbs: ['get', 'list', 'watch'], optional: true, why: 'the rabbit\'s address (else DNS)' });
   if (cfg.WORKFLOW_TOKEN) needs.push({ group: '', resource: 'secrets', verbs: ['get'], namespace: cfg.WORKFLOW_NAMESPACE, optional: true, why: 'DW_WORKFLOW_TOKEN for jobs that ask for it' });
   return needs;
