@@ -15,15 +15,8 @@ import type { JobStatus } from '../contract/job-status.js';
 
 // ---------------------------------------------------------------- errors (exit codes are stable)
 
-/** Exit codes of the job-script commands; documented in `nnf-env <cmd> --help`. */
-export const EXIT = {
-  FAILURE: 1,          // variable unset, ports unreachable, anything else
-  USAGE: 2,            // no or bad job id, bad option
-  NOT_DELIVERED: 3,    // not delivered yet (or `wait` timed out)
-  WORKFLOW_FAILED: 4,
-  NO_WORKFLOW: 5,      // no workflow / no files for this job on this node
-  PERMISSION: 6,       // another user's job
-} as const;
+export { EXIT } from './exit-codes.js';
+import { EXIT } from './exit-codes.js';
 
 export class JobContextError extends NnfEnvError {
   readonly exitCode: number;

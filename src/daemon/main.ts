@@ -1,10 +1,10 @@
 import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, ConfigKey } from '../config/schema.js';
 import { shortHostname, type LoadedConfig } from '../config/load.js';
 import { jobsDirOf, socketPathOf } from '../contract/job-paths.js';
-import { NnfEnvError, errnoCode, errorMessage } from '../core/errors.js';
+import { NnfEnvError, errnoCode, errorMessage, isNnfEnvError } from '../core/errors.js';
+import { retry, type RetryPolicy } from '../core/retry.js';
 import { KubeClient } from '../kube/client.js';
 import { resolveConnection } from '../kube/connection.js';
 import { discoverDwsVersion } from '../kube/discovery.js';
@@ -81,24 +81,27 @@ async function ensureDir(path: string, mode: number): Promise<void> {
   if ((st.mode & 0o7777) !== mode) await chmod(path, mode);
 }
 
+/** Discovery waits out an API server that is not reachable yet: 250 ms, doubling up to 2 s, jittered. */
+const DISCOVERY_RETRY: RetryPolicy = { initialMs: 250, maxMs: 2000 };
+
 async function discoverVersion(client: KubeClient, configured: Config['DWS_API_VERSION'], waitMs: number, logger: Logger, signal: AbortSignal): Promise<DwsVersion> {
   if (configured !== 'auto') return configured as DwsVersion;
   const until = Date.now() + waitMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await discoverDwsVersion(client, 'auto', signal);
-    } catch (err) {
-      // Not installed / no known version is a real answer; connection trouble is waited out.
-      if (err instanceof NnfEnvError && (err.code === 'DWS_NO_KNOWN_VERSION' || err.code === 'DWS_NOT_INSTALLED')) throw err;
-      if (signal.aborted) throw err;
-      if (Date.now() >= until) {
-        const fallback = DWS_VERSIONS[0];
-        logger.warn({ err: errorMessage(err), fallback }, 'DWS API version discovery failed; using the newest known version meanwhile (set DWS_API_VERSION to choose)');
-        return fallback;
-      }
-      logger.warn({ err: errorMessage(err), attempt }, 'API server not reachable yet; retrying discovery');
-      await sleep(Math.min(2000, 250 * 2 ** attempt), signal);
-    }
+  // Not installed / no known version is a real answer; connection trouble is waited out.
+  const final = (err: unknown) => isNnfEnvError(err) && (err.code === 'DWS_NO_KNOWN_VERSION' || err.code === 'DWS_NOT_INSTALLED');
+  try {
+    return await retry(() => discoverDwsVersion(client, 'auto', signal), {
+      policy: DISCOVERY_RETRY,
+      attempts: Number.MAX_SAFE_INTEGER,
+      signal,
+      retryable: (err) => !final(err) && Date.now() < until,
+      onRetry: (err, _delay, attempt) => logger.warn({ err: errorMessage(err), attempt }, 'API server not reachable yet; retrying discovery'),
+    });
+  } catch (err) {
+    if (final(err) || signal.aborted) throw err;
+    const fallback = DWS_VERSIONS[0];
+    logger.warn({ err: errorMessage(err), fallback }, 'DWS API version discovery failed; using the newest known version meanwhile (set DWS_API_VERSION to choose)');
+    return fallback;
   }
 }
 
