@@ -52,10 +52,11 @@ t.test('delivered at once: one PUT with the user id, exit 0, one log line', asyn
   );
   const r = await runCli(['prolog'], { env: env() });
   t.equal(r.code, 0);
-  t.equal(r.stdout, '');
-  t.equal(r.stderr.split('\n').length, 2, 'one line');
-  t.match(r.stderr, new RegExp(`^nnf-env prolog: job ${F58} `));
-  t.equal(resultOf(r.stderr), 'delivered (2 variables)');
+  // perilog logs stderr at LOG_ERR (flux-core perilog.c io_cb): success goes to stdout.
+  t.equal(r.stderr, '', 'nothing on stderr: not an error in flux dmesg');
+  t.equal(r.stdout.split('\n').length, 2, 'one line');
+  t.match(r.stdout, new RegExp(`^nnf-env prolog: job ${F58} `));
+  t.equal(resultOf(r.stdout), 'delivered (2 variables)');
   t.same(d.seen, [{ method: 'PUT', url: `/v1/jobs/${JOB}`, body: { userID: 1050 } }]);
 });
 
@@ -73,7 +74,8 @@ t.test('waiting, then a long poll until delivered', async (t) => {
   });
   const r = await runCli(['prolog'], { env: env() });
   t.equal(r.code, 0, 'unreachable ports and rejected variables never fail the prolog');
-  t.equal(resultOf(r.stderr), 'delivered (1 variables; ports unreachable: 4001; rejected: LD_PRELOAD (prefix-not-allowed))');
+  t.equal(resultOf(r.stdout), 'delivered (1 variables; ports unreachable: 4001; rejected: LD_PRELOAD (prefix-not-allowed))');
+  t.equal(r.stderr, '', 'a user job problem is not a node error');
   t.equal(d.seen.length, 2);
   t.match(d.seen[1]!.url, new RegExp(`^/v1/jobs/${JOB}\\?wait=delivered&timeout=\\d+ms$`));
 });
@@ -83,18 +85,21 @@ t.test('failed workflow and no workflow: exit 0', async (t) => {
   await withDaemon(t, (_req, res) => reply(res, 200, answer));
   const failed = await runCli(['prolog'], { env: env() });
   t.equal(failed.code, 0);
-  t.match(resultOf(failed.stderr), /^failed \(user job problem, job runs without variables\): WORKFLOW_ERROR: could not allocate storage$/);
+  t.equal(failed.stderr, '', 'the user\'s failed workflow: stdout, not LOG_ERR');
+  t.match(resultOf(failed.stdout), /^failed \(user job problem, job runs without variables\): WORKFLOW_ERROR: could not allocate storage$/);
 
   answer = statusFor(JOB, { phase: 'no-workflow', workflow: null });
   const none = await runCli(['prolog'], { env: env() });
   t.equal(none.code, 0);
-  t.equal(resultOf(none.stderr), 'no workflow', 'workflow name from the configured template');
+  t.equal(resultOf(none.stdout), 'no workflow', 'workflow name from the configured template');
+  t.equal(none.stderr, '');
 });
 
 t.test('node errors follow PROLOG_ON_NODE_ERROR (default pass)', async (t) => {
   // no daemon at all
   const down = await runCli(['prolog'], { env: env() });
   t.equal(down.code, 0, 'pass: the job runs');
+  t.equal(down.stdout, '', 'a node error goes to stderr only');
   t.match(resultOf(down.stderr), /^NODE ERROR: nnf-envd is not running \(socket .*nnf-envd\.sock\) \(systemctl status nnf-envd\) \(PROLOG_ON_NODE_ERROR=pass/);
   await rm(jobFiles(sb.jobsDir, JOB).env, { force: true }); // its warning file: test below
   const downFail = await runCli(['prolog'], { env: env({ NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) });
@@ -275,7 +280,7 @@ t.test('bad input from Flux', async (t) => {
   t.match(badUser.stderr, /FLUX_JOB_USERID "bob" is not a user id/);
   const decimal = await runCli(['prolog'], { env: env({ FLUX_JOB_ID: JOB.toString() }) });
   t.equal(decimal.code, 0);
-  t.match(decimal.stderr, new RegExp(`job ${F58} `), 'housekeeping-style decimal id, logged as f58');
+  t.match(decimal.stdout, new RegExp(`job ${F58} `), 'housekeeping-style decimal id, logged as f58');
 });
 
 t.test('epilog: untrack; exit 0 whatever happens', async (t) => {
@@ -286,19 +291,21 @@ t.test('epilog: untrack; exit 0 whatever happens', async (t) => {
   );
   const ok = await runCli(['epilog'], { env: env() });
   t.equal(ok.code, 0);
-  t.match(ok.stderr, ELOG);
-  t.match(ok.stderr, /untracked, files removed/);
+  t.match(ok.stdout, ELOG);
+  t.match(ok.stdout, /untracked, files removed/);
+  t.equal(ok.stderr, '', 'success: stdout (LOG_INFO), not stderr (LOG_ERR)');
   t.same(d.seen.at(-1), { method: 'DELETE', url: `/v1/jobs/${JOB}`, body: null });
 
   status = 404;
   const unknown = await runCli(['epilog'], { env: env() });
   t.equal(unknown.code, 0);
-  t.match(unknown.stderr, /not tracked, nothing to remove/);
+  t.match(unknown.stdout, /not tracked, nothing to remove/);
 
   status = 500;
   const broken = await runCli(['epilog'], { env: env() });
   t.equal(broken.code, 0);
   t.match(broken.stderr, /not untracked \(epilog still succeeds\)/);
+  t.equal(broken.stdout, '');
   await d.close();
 
   const down = await runCli(['epilog'], { env: env({ NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) });
