@@ -33,11 +33,22 @@ export interface FluxPaths {
   shellLuaDir: string;
   /** `<confdir>/system`: prolog.d/ and epilog.d/ live here. */
   systemDir: string;
+  /** `<libexecdir>/flux` (`flux config builtin libexecdir`): the packages' prolog.d/ and epilog.d/. */
+  libexecDir?: string;
   /** How each was found, for messages. */
   sources: { shellLuaDir: string; systemDir: string };
 }
 
 export const DEFAULT_FLUX_CONFDIR = '/etc/flux';
+export const DEFAULT_FLUX_LIBEXECDIR = '/usr/libexec/flux';
+
+/** The perilog command with Flux's directories written in (see libexec/flux-perilog). */
+export function withFluxDirs(script: string, paths: Pick<FluxPaths, 'systemDir' | 'libexecDir'>): string {
+  const sh = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  return script
+    .replace(/^libexecdir=.*$/m, `libexecdir=${sh(paths.libexecDir ?? DEFAULT_FLUX_LIBEXECDIR)}`)
+    .replace(/^confdir=.*$/m, `confdir=${sh(dirname(paths.systemDir))}`);
+}
 
 /**
  * The running instance's paths (`flux getattr conf.shell_initrc`), else the installed flux's
@@ -60,7 +71,9 @@ export async function findFluxPaths(opts: { env?: Env; timeoutMs?: number } = {}
     confdir = DEFAULT_FLUX_CONFDIR;
     confSource = 'default (no flux command answered)';
   }
+  const libexec = await fluxOutput(['config', 'builtin', 'libexecdir'], opts);
   return {
+    libexecDir: libexec?.startsWith('/') ? libexec : DEFAULT_FLUX_LIBEXECDIR,
     shellLuaDir: join(dirname(initrc), 'lua.d'),
     systemDir: join(confdir, 'system'),
     sources: { shellLuaDir: `${initrcSource}: ${initrc}`, systemDir: `${confSource}: ${confdir}` },

@@ -7,14 +7,14 @@ import t, { type Test } from 'tap';
 import { chmod, lstat, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { formatJobId } from '../../src/flux/jobid.js';
-import { jobFiles } from '../../src/node/job-paths.js';
-import { parseEnvFileWithFacts } from '../../src/node/env-file.js';
+import { formatJobId } from '../../src/contract/jobid.js';
+import { jobFiles } from '../../src/contract/job-paths.js';
+import { parseEnvFileWithFacts } from '../../src/contract/env-file.js';
 import { LuaPluginHarness } from '../lua/harness.js';
 import { repoRoot } from '../helpers/paths.js';
 import { baseEnv, makeSandbox, runCli, runShell, statusFor, writeJob, type Sandbox } from './job-files.js';
 import { reply, startStandIn, type StandInDaemon } from './stand-in-daemon.js';
-import type { JobStatus } from '../../src/node/job-status.js';
+import type { JobStatus } from '../../src/contract/job-status.js';
 
 const JOB = 321103304048246784n;
 const F58 = formatJobId(JOB, 'f58');
@@ -394,13 +394,11 @@ t.test('flux-perilog: the perilog command with and without the IMP', async (t) =
   for (const d of [bin, join(libexec, 'prolog.d'), join(confdir, 'system', 'prolog.d')]) await mkdir(d, { recursive: true });
   const log = join(root, 'log');
   // Stand-in flux: `config get --default= exec.imp` prints the IMP path or an empty line
-  // (flux-config(1) --default), `config builtin libexecdir|confdir` print one path each.
+  // (flux-config(1) --default); nothing else may be asked (one flux process per job).
   await writeFile(join(bin, 'flux'), [
     '#!/bin/sh',
     'case "$*" in',
     '  "config get --default= exec.imp") echo "$STAND_IN_IMP" ;;',
-    `  "config builtin libexecdir") echo ${libexec} ;;`,
-    `  "config builtin confdir") echo ${confdir} ;;`,
     '  *) echo "flux: $*: unexpected" >&2; exit 1 ;;',
     'esac',
     '',
@@ -411,7 +409,12 @@ t.test('flux-perilog: the perilog command with and without the IMP', async (t) =
   await script(join(confdir, 'system', 'prolog.d'), 'nnf-env', 3);
   await script(join(confdir, 'system', 'prolog.d'), 'z-site', 1);
   await writeFile(join(confdir, 'system', 'prolog.d', 'not-executable'), '#!/bin/sh\nexit 9\n', { mode: 0o644 });
-  const cmd = join(repoRoot, 'libexec', 'flux-perilog');
+  // As `nnf-env install` writes it: Flux's directories from `flux config builtin`.
+  const { withFluxDirs } = await import('../../src/cli/flux-instance.js');
+  const cmd = join(root, 'flux-perilog');
+  const shipped = await readFile(join(repoRoot, 'libexec', 'flux-perilog'), 'utf8');
+  t.match(shipped, /^libexecdir=\/usr\/libexec\/flux$/m, 'flux-core\'s default libexecdir until install writes the instance\'s');
+  await writeFile(cmd, withFluxDirs(shipped, { systemDir: join(confdir, 'system'), libexecDir: libexec }), { mode: 0o755 });
   const env = (imp: string) => ({ PATH: `${bin}:/usr/bin:/bin`, FLUX_JOB_ID: F58, STAND_IN_IMP: imp });
 
   const noImp = await runShell('/bin/sh', `exec ${cmd} prolog`, env(''));

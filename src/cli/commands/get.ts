@@ -1,7 +1,8 @@
 /** `nnf-env get NAME`: one variable's value, exit 1 with a message when the job does not have it. */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
+import { NnfEnvError } from '../../core/errors.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 export class VariableUnsetError extends NnfEnvError {
   readonly exitCode = 1;
@@ -34,6 +35,6 @@ export function command(): Command {
     .description('print the value of one of the job\'s nnf-env variables')
     .argument('<name>', 'variable name, e.g. DW_JOB_my_storage')
     .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
-    .addHelpText('after', '\nExit codes: 0 ok, 1 variable not set, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'ok', 1: 'variable not set' }))
     .action((name: string, opts: { job?: string }) => runGet(name, opts));
 }
