@@ -122,12 +122,18 @@ export interface JobRef {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** Job id from `--job`, else FLUX_JOB_ID, else NNF_ENV_JOB_ID, in any Flux encoding. */
+/**
+ * Job id from `--job`, else NNF_ENV_JOB_ID, else FLUX_JOB_ID, in any Flux encoding.
+ * NNF_ENV_JOB_ID first: it names the job whose variables this environment holds (the env file
+ * sets it). In a `flux run` step of a batch job, or a nested `flux alloc`, FLUX_JOB_ID is the
+ * step's id in the sub-instance, which has no nnf-env files, while the inherited variables and
+ * NNF_ENV_JOB_ID are those of the allocation.
+ */
 export function resolveJobRef(flag: string | undefined, env: Env = process.env): JobRef {
   const candidates: Array<[JobIdSource, string | undefined]> = [
     ['--job', flag],
-    ['FLUX_JOB_ID', env.FLUX_JOB_ID],
     ['NNF_ENV_JOB_ID', env.NNF_ENV_JOB_ID],
+    ['FLUX_JOB_ID', env.FLUX_JOB_ID],
   ];
   for (const [source, text] of candidates) {
     if (text === undefined || text.trim() === '') continue;

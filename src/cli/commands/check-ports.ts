@@ -98,7 +98,7 @@ export async function renderPortTable(results: readonly PortResult[]): Promise<s
 export function command(): Command {
   return new Command('check-ports')
     .description('probe the job\'s container ports from here, now; exit 1 if any is unreachable')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--timeout <duration>', 'keep trying each port this long', '5s')
     .option('--json', 'print the results as JSON')
     .addHelpText('after', '\n' + exitCodesHelp({ 0: 'all reachable', 1: 'some unreachable or no ports' }))

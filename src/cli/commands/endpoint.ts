@@ -79,7 +79,7 @@ function endpointHost(job: string, variables: Map<string, string>, status: JobSt
 export function command(): Command {
   return new Command('endpoint')
     .description('print host:port of the job\'s user container, e.g. curl http://$(nnf-env endpoint)/')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--container <name>', 'ports of this container (NNF_CONTAINER_PORTS_<name>)')
     .option('--all', 'one line per port (default: the first port only)')
     .option('--hostname', 'use the rabbit\'s host name instead of the local-rabbit alias (names in TLS certificates)')

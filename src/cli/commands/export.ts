@@ -48,7 +48,7 @@ export function command(): Command {
   const { Command, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
   return new Command('export')
     .description('print the job\'s nnf-env variables (eval "$(nnf-env export)" in sh/bash)')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('sh'))
     .addHelpText('after', '\n' + exitCodesHelp({ 0: 'ok' }))
     .action((opts: ExportOptions) => runExport(opts));

@@ -34,7 +34,7 @@ export function command(): Command {
   return new Command('get')
     .description('print the value of one of the job\'s nnf-env variables')
     .argument('<name>', 'variable name, e.g. DW_JOB_my_storage')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .addHelpText('after', '\n' + exitCodesHelp({ 0: 'ok', 1: 'variable not set' }))
     .action((name: string, opts: { job?: string }) => runGet(name, opts));
 }

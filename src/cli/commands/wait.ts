@@ -83,7 +83,7 @@ export function watchForChanges(file: string): ChangeSignal {
 export function command(): Command {
   return new Command('wait')
     .description('wait until the job\'s nnf-env variables are delivered (and, with --ports, its container ports reachable from here)')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--timeout <duration>', 'give up after this long', '10m')
     .option('--ports', 'then wait until the container ports accept connections from this node')
     .addHelpText('after', '\n' + exitCodesHelp({ 0: 'delivered (and ports reachable)', 1: 'ports unreachable (or nnf-envd was not running here at job start)', 3: 'timed out' }))
