@@ -235,3 +235,22 @@ func firstServiceAccount(objs []*unstructured.Unstructured) (string, string, boo
 	}
 	return "", "", false
 }
+
+// ensureNamespaces creates the namespaces the manifests name (on a Rabbit system nnf-sos creates
+// nnf-system; this test cluster has no nnf-sos), so that a Role in nnf-system can be applied.
+func (b *bootstrapper) ensureNamespaces(ctx context.Context, objs []*unstructured.Unstructured) error {
+	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	seen := map[string]bool{"default": true}
+	for _, o := range objs {
+		ns := o.GetNamespace()
+		if ns == "" || seen[ns] {
+			continue
+		}
+		seen[ns] = true
+		obj := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]interface{}{"name": ns}}}
+		if _, err := b.dyn.Resource(nsGVR).Apply(ctx, ns, obj, metav1.ApplyOptions{FieldManager: fieldManager, Force: true}); err != nil {
+			return fmt.Errorf("namespace %s: %w", ns, err)
+		}
+	}
+	return nil
+}

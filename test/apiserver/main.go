@@ -204,6 +204,9 @@ func run(c *config) error {
 		if err := b.waitNamespace(ctx, "default"); err != nil {
 			return nil, fmt.Errorf("namespace default: %w", err)
 		}
+		if err := b.ensureNamespaces(ctx, manifests); err != nil {
+			return nil, err
+		}
 		if err := b.apply(ctx, manifests); err != nil {
 			return nil, err
 		}
