@@ -1,5 +1,33 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { createRequire } from 'node:module';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobPhase, PortResult } from '../node/job-status.js';
+
+type RuntimeMetric = (registry: Registry, config: { prefix: string; eventLoopMonitoringPrecision?: number }) => void;
+
+/**
+ * prom-client's process and heap metrics that are computed when /metrics is scraped (no
+ * timer): CPU, memory, file descriptors, handles, heap (spaces), start time, Node version.
+ * Its event-loop lag (a 10 ms sampling timer: ~100 wakeups/s) and GC observer are left out
+ * unless METRICS_RUNTIME_INTERVAL asks for them. prom-client has no switch per default metric,
+ * so each is taken from its own module (required, so that a bundle includes them).
+ */
+function runtimeMetrics(sampling: boolean): RuntimeMetric[] {
+  const require = createRequire(import.meta.url);
+  const scrapeTime: RuntimeMetric[] = [
+    require('prom-client/lib/metrics/processCpuTotal.js'),
+    require('prom-client/lib/metrics/processStartTime.js'),
+    require('prom-client/lib/metrics/osMemoryHeap.js'),
+    require('prom-client/lib/metrics/processOpenFileDescriptors.js'),
+    require('prom-client/lib/metrics/processMaxFileDescriptors.js'),
+    require('prom-client/lib/metrics/processHandles.js'),
+    require('prom-client/lib/metrics/processRequests.js'),
+    require('prom-client/lib/metrics/heapSizeAndUsed.js'),
+    require('prom-client/lib/metrics/heapSpacesSizeAndUsed.js'),
+    require('prom-client/lib/metrics/version.js'),
+  ];
+  if (!sampling) return scrapeTime;
+  return [...scrapeTime, require('prom-client/lib/metrics/eventLoopLag.js'), require('prom-client/lib/metrics/gc.js')];
+}
 
 /**
  * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a
@@ -36,10 +64,17 @@ export class DaemonMetrics {
   readonly jobOutcomes: Counter<'phase'>;
   readonly apiRequests: Counter<'method' | 'route' | 'code'>;
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  /**
+   * defaultMetrics: prom-client's process and heap metrics (computed on scrape). runtimeSampleMs:
+   * above 0, also event-loop lag sampled at that resolution and GC pauses (METRICS_RUNTIME_INTERVAL).
+   */
+  constructor(opts: { defaultMetrics?: boolean; runtimeSampleMs?: number } = {}) {
     const registers = [this.registry];
     const self = this;
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'nnf_envd_' });
+    if (opts.defaultMetrics !== false) {
+      const sampleMs = opts.runtimeSampleMs ?? 0;
+      for (const metric of runtimeMetrics(sampleMs > 0)) metric(this.registry, { prefix: 'nnf_envd_', ...(sampleMs > 0 ? { eventLoopMonitoringPrecision: sampleMs } : {}) });
+    }
 
     const totalCounter = (name: string, help: string, pick: (t: WatchTotals) => number) =>
       new Counter({
