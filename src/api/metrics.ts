@@ -1,32 +1,28 @@
-import { createRequire } from 'node:module';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// prom-client's default metrics one by one: it has no switch per metric (see runtimeMetrics()).
+import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+import processHandles from 'prom-client/lib/metrics/processHandles.js';
+import processRequests from 'prom-client/lib/metrics/processRequests.js';
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+import version from 'prom-client/lib/metrics/version.js';
+import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
+import gc from 'prom-client/lib/metrics/gc.js';
 import type { JobPhase, PortResult } from '../node/job-status.js';
-
-type RuntimeMetric = (registry: Registry, config: { prefix: string; eventLoopMonitoringPrecision?: number }) => void;
 
 /**
  * prom-client's process and heap metrics that are computed when /metrics is scraped (no
  * timer): CPU, memory, file descriptors, handles, heap (spaces), start time, Node version.
  * Its event-loop lag (a 10 ms sampling timer: ~100 wakeups/s) and GC observer are left out
- * unless METRICS_RUNTIME_INTERVAL asks for them. prom-client has no switch per default metric,
- * so each is taken from its own module (required, so that a bundle includes them).
+ * unless METRICS_RUNTIME_INTERVAL asks for them.
  */
-function runtimeMetrics(sampling: boolean): RuntimeMetric[] {
-  const require = createRequire(import.meta.url);
-  const scrapeTime: RuntimeMetric[] = [
-    require('prom-client/lib/metrics/processCpuTotal.js'),
-    require('prom-client/lib/metrics/processStartTime.js'),
-    require('prom-client/lib/metrics/osMemoryHeap.js'),
-    require('prom-client/lib/metrics/processOpenFileDescriptors.js'),
-    require('prom-client/lib/metrics/processMaxFileDescriptors.js'),
-    require('prom-client/lib/metrics/processHandles.js'),
-    require('prom-client/lib/metrics/processRequests.js'),
-    require('prom-client/lib/metrics/heapSizeAndUsed.js'),
-    require('prom-client/lib/metrics/heapSpacesSizeAndUsed.js'),
-    require('prom-client/lib/metrics/version.js'),
-  ];
-  if (!sampling) return scrapeTime;
-  return [...scrapeTime, require('prom-client/lib/metrics/eventLoopLag.js'), require('prom-client/lib/metrics/gc.js')];
+function runtimeMetrics(sampling: boolean): PromClientMetric[] {
+  const scrapeTime = [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version];
+  return sampling ? [...scrapeTime, eventLoopLag, gc] : scrapeTime;
 }
 
 /**

@@ -25,11 +25,19 @@ export function exitWithError(prefix: string, err: unknown): never {
   process.exit(EXIT_INTERNAL);
 }
 
-/** True when `moduleUrl` is the script node was started with (also through npm's bin symlink). */
+let mainClaimed = false;
+
+/**
+ * True when `moduleUrl` is the script node was started with (also through npm's bin symlink),
+ * for the first module that asks: in a bundle every inlined module has the bundle's URL, and
+ * only the entry (which asks first) may run as main.
+ */
 export function isMainModule(moduleUrl: string): boolean {
+  if (mainClaimed) return false;
   try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(moduleUrl));
+    mainClaimed = process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(moduleUrl));
   } catch {
-    return false;
+    mainClaimed = false;
   }
+  return mainClaimed;
 }

@@ -26,8 +26,18 @@ const HOT: Readonly<Record<string, () => Promise<FastModule>>> = {
   epilog: () => import('./commands/epilog.js'),
 };
 
-/** The ES module entry's main(); imported by URL so that the bundler leaves it outside. */
+/** Defined (true) by scripts/bundle-cli.mjs in the standalone bundle, which has everything in one file. */
+declare const __NNF_ENV_STANDALONE__: boolean | undefined;
+
+/**
+ * The ES module entry's main(); imported by URL so that the bundler leaves it outside. The
+ * standalone bundle (packages: no node_modules, no ES module tree) includes it instead.
+ */
 async function delegate(argv: string[]): Promise<void> {
+  if (typeof __NNF_ENV_STANDALONE__ !== 'undefined' && __NNF_ENV_STANDALONE__) {
+    const { main } = await import('./nnf-env.js');
+    return main(argv);
+  }
   const entry = new URL('./nnf-env.js', import.meta.url).href;
   const { main } = (await import(entry)) as typeof import('./nnf-env.js');
   await main(argv);

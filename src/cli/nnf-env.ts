@@ -12,6 +12,7 @@ import { COMMANDS, findCommand, renderHelp } from './command-table.js';
 import type { CommandEntry } from './command-table.js';
 import { exitCodeOf, exitWithError, isMainModule } from './exit.js';
 import { importOptional } from './optional-module.js';
+import { COMMAND_MODULES } from './command-modules.js';
 import { packageVersion } from './package-info.js';
 
 /** Misuse of the command line (unknown command), as shells do. */
@@ -27,7 +28,7 @@ class UsageError extends NnfEnvError {
 
 async function importCommand(entry: CommandEntry): Promise<CommandModule> {
   const url = new URL(`./commands/${entry.module}.js`, import.meta.url);
-  const mod = await importOptional<CommandModule>(url);
+  const mod = await importOptional<CommandModule>(url, COMMAND_MODULES[entry.module]);
   if (mod === null) {
     throw new NnfEnvError('COMMAND_UNAVAILABLE', `command ${entry.name} is not available in this build (${fileURLToPath(url)} is missing)`, {
       hint: 'run `nnf-env --help` for the commands; rebuild or reinstall nnf-env if it should be there',

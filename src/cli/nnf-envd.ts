@@ -47,7 +47,8 @@ function buildProgram(): { program: Command; flagKeys: Map<string, ConfigKey> } 
 
 async function importDaemon(): Promise<DaemonModule> {
   const url = new URL('../daemon/main.js', import.meta.url);
-  const mod = await importOptional<DaemonModule>(url);
+  // A literal import, so that a bundle (scripts/bundle-cli.mjs) includes the daemon.
+  const mod = await importOptional<DaemonModule>(url, () => import('../daemon/main.js'));
   if (mod === null) {
     throw new NnfEnvError('DAEMON_UNAVAILABLE', `the daemon is not available in this build (${fileURLToPath(url)} is missing)`, {
       hint: 'rebuild or reinstall nnf-env; --print-config works without it',

@@ -13,10 +13,13 @@ export function isModuleMissing(err: unknown, url: URL): boolean {
   return String((err as Error).message).startsWith(`Cannot find module '${fileURLToPath(url)}'`);
 }
 
-/** The module at `url`, or null when that file does not exist. */
-export async function importOptional<T>(url: URL): Promise<T | null> {
+/**
+ * The module at `url`, or null when that file does not exist. `literal`: the same import
+ * written out (`() => import('./x.js')`), which a bundler can follow; it is used when given.
+ */
+export async function importOptional<T>(url: URL, literal?: () => Promise<unknown>): Promise<T | null> {
   try {
-    return (await import(url.href)) as T;
+    return (await (literal ? literal() : import(url.href))) as T;
   } catch (err) {
     if (isModuleMissing(err, url)) return null;
     throw err;

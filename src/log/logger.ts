@@ -67,8 +67,8 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
   let stream: DestinationStream;
   if (pretty) {
     // Loaded only here: commands that never pretty-print do not pay for pino-pretty.
-    const require = createRequire(import.meta.url);
-    const { prettyFactory } = require('pino-pretty') as typeof import('pino-pretty');
+    // A literal require() in a CommonJS bundle (which inlines the package), createRequire as an ES module.
+    const { prettyFactory } = (typeof require === 'function' ? require('pino-pretty') : createRequire(import.meta.url)('pino-pretty')) as typeof import('pino-pretty');
     const prettify = prettyFactory({
       colorize: isTTY(target),
       translateTime: 'SYS:HH:MM:ss.l',

@@ -30,4 +30,6 @@ export function fixture(name: string): string {
 export const nnfEnvEsmEntry = join(buildRoot, 'src', 'cli', 'nnf-env.js');
 export const nnfEnvBundle = join(buildRoot, 'src', 'cli', 'nnf-env.cjs');
 export const nnfEnvBin = existsSync(nnfEnvBundle) ? nnfEnvBundle : nnfEnvEsmEntry;
-export const nnfEnvdBin = join(buildRoot, 'src', 'cli', 'nnf-envd.js');
+export const nnfEnvdEsmEntry = join(buildRoot, 'src', 'cli', 'nnf-envd.js');
+export const nnfEnvdBundle = join(buildRoot, 'src', 'cli', 'nnf-envd.cjs');
+export const nnfEnvdBin = existsSync(nnfEnvdBundle) ? nnfEnvdBundle : nnfEnvdEsmEntry;

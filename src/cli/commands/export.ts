@@ -44,7 +44,7 @@ export async function fastPath(args: string[]): Promise<boolean> {
 export function command(): Command {
   // Loaded here, not at the top: the fast path must not pay for commander. Same module
   // instance as the entry's import (commander's ESM entry wraps this CommonJS one).
-  const { Command, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
+  const { Command, Option } = (typeof require === 'function' ? require('commander') : createRequire(import.meta.url)('commander')) as typeof import('commander');
   return new Command('export')
     .description('print the job\'s nnf-env variables (eval "$(nnf-env export)" in sh/bash)')
     .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')

@@ -29,7 +29,7 @@ export async function fastPath(args: string[]): Promise<boolean> {
 
 export function command(): Command {
   // Not imported at the top: the fast path must not pay for commander.
-  const { Command } = createRequire(import.meta.url)('commander') as typeof import('commander');
+  const { Command } = (typeof require === 'function' ? require('commander') : createRequire(import.meta.url)('commander')) as typeof import('commander');
   return new Command('get')
     .description('print the value of one of the job\'s nnf-env variables')
     .argument('<name>', 'variable name, e.g. DW_JOB_my_storage')
