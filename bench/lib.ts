@@ -3,7 +3,7 @@
  * report one JSON line, and what a child measures about itself (CPU seconds, peak RSS).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,9 +13,8 @@ import { eventually } from '../test/helpers/eventually.js';
 export const benchDir = dirname(fileURLToPath(import.meta.url));
 /** The compiled tree's root (dist/ or .build/<name>/). */
 export const buildRoot = join(benchDir, '..');
-export const nnfEnvBin = join(buildRoot, 'src', 'cli', 'nnf-env.js');
-/** The daemon as the packages ship it (the standalone bundle, scripts/bundle-cli.mjs), else the dev tree's. */
-export const nnfEnvdBin = [join(buildRoot, 'standalone', 'nnf-envd.cjs'), join(buildRoot, 'src', 'cli', 'nnf-envd.cjs')].find((p) => existsSync(p)) ?? join(buildRoot, 'src', 'cli', 'nnf-envd.js');
+export const nnfEnvBin = join(buildRoot, 'src', 'bin', 'nnf-env.js');
+export const nnfEnvdBin = join(buildRoot, 'src', 'bin', 'nnf-envd.js');
 
 export interface MachineInfo {
   cpus: number;

@@ -12,7 +12,8 @@ import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed
 import version from 'prom-client/lib/metrics/version.js';
 import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
 import gc from 'prom-client/lib/metrics/gc.js';
-import type { JobPhase, PortResult } from '../node/job-status.js';
+import type { JobPhase, PortResult } from '../contract/job-status.js';
+import type { WatchTotals } from '../contract/control-api.js';
 
 /**
  * prom-client's process and heap metrics that are computed when /metrics is scraped (no
@@ -29,13 +30,6 @@ function runtimeMetrics(sampling: boolean): PromClientMetric[] {
  * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a
  * process in tests and in `nnf-env demo`). Served by GET /metrics.
  */
-export interface WatchTotals {
-  events: number;
-  relists: number;
-  reconnects: number;
-  bytes: number;
-}
-
 export interface MetricsSources {
   /** Totals over every watch the daemon ran (live and stopped). */
   watchTotals: () => WatchTotals;

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NnfEnvError } from '../errors.js';
+import { isNnfEnvError } from '../core/errors.js';
 
 /** sysexits.h EX_SOFTWARE: a bug, not a problem the user can fix. */
 export const EXIT_INTERNAL = 70;
@@ -15,7 +15,7 @@ export function exitCodeOf(err: unknown): number | undefined {
 }
 
 export function exitWithError(prefix: string, err: unknown): never {
-  if (err instanceof NnfEnvError) {
+  if (isNnfEnvError(err)) {
     process.stderr.write(`${prefix}: ${err.describe()}\n`);
     process.exit(exitCodeOf(err) ?? 1);
   }
@@ -25,19 +25,11 @@ export function exitWithError(prefix: string, err: unknown): never {
   process.exit(EXIT_INTERNAL);
 }
 
-let mainClaimed = false;
-
-/**
- * True when `moduleUrl` is the script node was started with (also through npm's bin symlink),
- * for the first module that asks: in a bundle every inlined module has the bundle's URL, and
- * only the entry (which asks first) may run as main.
- */
+/** True when `moduleUrl` is the script node was started with (also through npm's bin symlink). */
 export function isMainModule(moduleUrl: string): boolean {
-  if (mainClaimed) return false;
   try {
-    mainClaimed = process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(moduleUrl));
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(moduleUrl));
   } catch {
-    mainClaimed = false;
+    return false;
   }
-  return mainClaimed;
 }

@@ -7,23 +7,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NnfEnvError, errnoCode } from '../errors.js';
-import { parseJobId, formatJobId } from '../flux/jobid.js';
-import { jobFiles } from '../node/job-paths.js';
-import { parseEnvFileWithFacts, type EnvFileFact } from '../node/env-file.js';
-import type { JobStatus } from '../node/job-status.js';
+import { NnfEnvError, errnoCode } from '../core/errors.js';
+import { parseJobId, formatJobId } from '../contract/jobid.js';
+import { jobFiles, jobsDirOf } from '../contract/job-paths.js';
+import { parseEnvFileWithFacts, type EnvFileFact } from '../contract/env-file.js';
+import type { JobStatus } from '../contract/job-status.js';
 
 // ---------------------------------------------------------------- errors (exit codes are stable)
 
-/** Exit codes of the job-script commands; documented in `nnf-env <cmd> --help`. */
-export const EXIT = {
-  FAILURE: 1,          // variable unset, ports unreachable, anything else
-  USAGE: 2,            // no or bad job id, bad option
-  NOT_DELIVERED: 3,    // not delivered yet (or `wait` timed out)
-  WORKFLOW_FAILED: 4,
-  NO_WORKFLOW: 5,      // no workflow / no files for this job on this node
-  PERMISSION: 6,       // another user's job
-} as const;
+export { EXIT } from './exit-codes.js';
+import { EXIT } from './exit-codes.js';
 
 export class JobContextError extends NnfEnvError {
   readonly exitCode: number;
@@ -161,13 +154,9 @@ export async function resolveJobsDir(env: Env = process.env): Promise<string> {
   if (env.NNF_ENV_JOBS_DIR) return env.NNF_ENV_JOBS_DIR;
   // The common override, without loading even the schema.
   const rd = env.NNF_ENV_RUNTIME_DIR?.trim();
-  if (rd && rd.startsWith('/') && !/[\u0000-\u001f\u007f]/.test(rd)) return join(rd, 'jobs');
-  const { readConfigKeys } = await import('./light-config.js');
-  const fast = readConfigKeys(['RUNTIME_DIR'], { env });
-  if (fast) return join(fast.RUNTIME_DIR, 'jobs');
-  const { loadConfig, jobsDir } = await import('../config/load.js');
-  const { config } = await loadConfig({ env: env as NodeJS.ProcessEnv });
-  return jobsDir(config);
+  if (rd && rd.startsWith('/') && !/[\u0000-\u001f\u007f]/.test(rd)) return jobsDirOf(rd);
+  const { loadConfigKeys } = await import('../config/light.js');
+  return jobsDirOf((await loadConfigKeys(['RUNTIME_DIR'], { env })).RUNTIME_DIR);
 }
 
 // ---------------------------------------------------------------- reading the files

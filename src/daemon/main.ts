@@ -1,26 +1,28 @@
 import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, ConfigKey } from '../config/schema.js';
-import { jobsDir as jobsDirOf, shortHostname, type LoadedConfig } from '../config/load.js';
-import { NnfEnvError, errnoCode, errorMessage } from '../errors.js';
+import { shortHostname, type LoadedConfig } from '../config/load.js';
+import { jobsDirOf, socketPathOf } from '../contract/job-paths.js';
+import { NnfEnvError, errnoCode, errorMessage, isNnfEnvError } from '../core/errors.js';
+import { retry, type RetryPolicy } from '../core/retry.js';
 import { KubeClient } from '../kube/client.js';
 import { resolveConnection } from '../kube/connection.js';
 import { discoverDwsVersion } from '../kube/discovery.js';
 import { KubeConfigError } from '../kube/errors.js';
 import { DWS_VERSIONS, type DwsVersion } from '../kube/resource.js';
-import { sleep } from '../util/backoff.js';
-import { checkWorkflowNameTemplate } from '../dws/workflow-name.js';
+import { sleep } from '../core/backoff.js';
+import { checkWorkflowNameTemplate } from '../domain/workflow-name.js';
 import { ApiServer } from '../api/server.js';
 import { DaemonMetrics } from '../api/metrics.js';
-import { packageVersion } from '../cli/package-info.js';
+import { packageVersion } from '../core/package-info.js';
 import { ComputesDiscovery } from './computes-discovery.js';
-import { DaemonEvents, type DaemonEvent } from './events.js';
-import { HostAddressResolver } from './host-address.js';
+import { DaemonEvents } from '../api/event-bus.js';
+import type { DaemonEvent } from '../contract/control-api.js';
+import { HostAddressResolver } from '../net/host-address.js';
 import { JobController } from './job-controller.js';
 import { RabbitController, removeManagedHostsBlock } from './rabbit-controller.js';
 import { createSystemdNotifier, type SystemdNotifier } from './systemd.js';
-import { groupId } from './user-db.js';
+import { groupId } from '../fs/user-db.js';
 import { WatchStats } from './watch-stats.js';
 
 /**
@@ -79,24 +81,27 @@ async function ensureDir(path: string, mode: number): Promise<void> {
   if ((st.mode & 0o7777) !== mode) await chmod(path, mode);
 }
 
+/** Discovery waits out an API server that is not reachable yet: 250 ms, doubling up to 2 s, jittered. */
+const DISCOVERY_RETRY: RetryPolicy = { initialMs: 250, maxMs: 2000 };
+
 async function discoverVersion(client: KubeClient, configured: Config['DWS_API_VERSION'], waitMs: number, logger: Logger, signal: AbortSignal): Promise<DwsVersion> {
   if (configured !== 'auto') return configured as DwsVersion;
   const until = Date.now() + waitMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await discoverDwsVersion(client, 'auto', signal);
-    } catch (err) {
-      // Not installed / no known version is a real answer; connection trouble is waited out.
-      if (err instanceof NnfEnvError && (err.code === 'DWS_NO_KNOWN_VERSION' || err.code === 'DWS_NOT_INSTALLED')) throw err;
-      if (signal.aborted) throw err;
-      if (Date.now() >= until) {
-        const fallback = DWS_VERSIONS[0];
-        logger.warn({ err: errorMessage(err), fallback }, 'DWS API version discovery failed; using the newest known version meanwhile (set DWS_API_VERSION to choose)');
-        return fallback;
-      }
-      logger.warn({ err: errorMessage(err), attempt }, 'API server not reachable yet; retrying discovery');
-      await sleep(Math.min(2000, 250 * 2 ** attempt), signal);
-    }
+  // Not installed / no known version is a real answer; connection trouble is waited out.
+  const final = (err: unknown) => isNnfEnvError(err) && (err.code === 'DWS_NO_KNOWN_VERSION' || err.code === 'DWS_NOT_INSTALLED');
+  try {
+    return await retry(() => discoverDwsVersion(client, 'auto', signal), {
+      policy: DISCOVERY_RETRY,
+      attempts: Number.MAX_SAFE_INTEGER,
+      signal,
+      retryable: (err) => !final(err) && Date.now() < until,
+      onRetry: (err, _delay, attempt) => logger.warn({ err: errorMessage(err), attempt }, 'API server not reachable yet; retrying discovery'),
+    });
+  } catch (err) {
+    if (final(err) || signal.aborted) throw err;
+    const fallback = DWS_VERSIONS[0];
+    logger.warn({ err: errorMessage(err), fallback }, 'DWS API version discovery failed; using the newest known version meanwhile (set DWS_API_VERSION to choose)');
+    return fallback;
   }
 }
 
@@ -109,10 +114,10 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   checkWorkflowNameTemplate(config.WORKFLOW_NAME_TEMPLATE);
   const notifier = opts.notifier ?? createSystemdNotifier({ env, logger });
 
-  const jobsDir = jobsDirOf(config);
+  const jobsDir = jobsDirOf(config.RUNTIME_DIR);
   await ensureDir(config.RUNTIME_DIR, 0o755);
   await ensureDir(jobsDir, 0o711);
-  const socketPath = config.SOCKET_PATH || join(config.RUNTIME_DIR, 'nnf-envd.sock');
+  const socketPath = config.SOCKET_PATH || socketPathOf(config.RUNTIME_DIR);
   let socketGid: number | undefined;
   if (config.SOCKET_GROUP) {
     socketGid = await groupId(config.SOCKET_GROUP);

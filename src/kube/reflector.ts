@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
-import { NnfEnvError, errorMessage } from '../errors.js';
-import { Backoff, jitter, sleep } from '../util/backoff.js';
+import { NnfEnvError, errorMessage } from '../core/errors.js';
+import { Backoff, jitter, sleep } from '../core/backoff.js';
 import type { KubeClient } from './client.js';
 import { resourceName } from './client.js';
 import { KubeApiError, type KubeRequestContext, type KubeStatus } from './errors.js';
@@ -40,7 +40,7 @@ export interface ReflectorCounters {
   silences: number;
 }
 
-export interface ReflectorOptions {
+export interface ReflectorOptions<T extends KubeObject = KubeObject> {
   client: Pick<KubeClient, 'list' | 'watch'>;
   resource: ResourceType;
   namespace?: string;
@@ -61,6 +61,8 @@ export interface ReflectorOptions {
   /** Cap on a server's Retry-After. Default 10 min. */
   maxRetryAfterMs?: number;
   maxLineBytes?: number;
+  /** Where the objects are kept (an informer passes its own). Written only by this reflector. */
+  store?: ObjectStore<T>;
   signal?: AbortSignal;
   logger?: Logger;
   random?: () => number;
@@ -90,7 +92,7 @@ export function reflectorOptionsFromConfig(
   };
 }
 
-type Resolved = Required<Omit<ReflectorOptions, 'namespace' | 'fieldSelector' | 'labelSelector' | 'signal'>> &
+type Resolved = Required<Omit<ReflectorOptions, 'namespace' | 'fieldSelector' | 'labelSelector' | 'signal' | 'store'>> &
   Pick<ReflectorOptions, 'namespace' | 'fieldSelector' | 'labelSelector' | 'signal'>;
 
 function invalid(message: string): NnfEnvError {
@@ -168,7 +170,7 @@ function hasName(v: unknown): v is KubeObject {
  */
 export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvents<T>> {
   readonly counters: ReflectorCounters = { events: 0, bookmarks: 0, relists: 0, reconnects: 0, bytes: 0, errors: 0, malformedLines: 0, oversizedLines: 0, silences: 0 };
-  private readonly objects = new ObjectStore<T>();
+  private readonly objects: ObjectStore<T>;
   private readonly opts: Resolved;
   private readonly log: Logger;
   private readonly backoff: Backoff;
@@ -183,9 +185,11 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
   private currentState: ReflectorState = 'stopped';
   private lastErr: { code: string; message: string; at: string } | undefined;
 
-  constructor(options: ReflectorOptions) {
+  constructor(options: ReflectorOptions<T>) {
     super();
-    this.opts = validateReflectorOptions(options);
+    const { store, ...rest } = options;
+    this.objects = store ?? new ObjectStore<T>();
+    this.opts = validateReflectorOptions(rest);
     const rt = this.opts.resource;
     this.log = this.opts.logger.child({ resource: resourceName(rt), ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}) });
     this.backoff = new Backoff({

@@ -4,8 +4,9 @@
  * probe result (`nnf-env show`) is from the daemon at delivery time; this one is here and now.
  */
 import { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
-import type { JobStatus, PortResult } from '../../node/job-status.js';
+import { NnfEnvError } from '../../core/errors.js';
+import type { JobStatus, PortResult } from '../../contract/job-status.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 export class PortsUnreachableError extends NnfEnvError {
   readonly exitCode = 1;
@@ -63,7 +64,7 @@ export interface ProbeOptions {
 
 /** Probes with the shared prober; attempts are short so that a slow start is retried. */
 export async function probeNow(plan: ProbePlan, opts: ProbeOptions): Promise<PortResult[]> {
-  const { probePorts } = await import('../../node/port-probe.js');
+  const { probePorts } = await import('../../net/port-probe.js');
   const results = await probePorts({
     host: plan.host,
     ports: plan.ports,
@@ -100,12 +101,12 @@ export function command(): Command {
     .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
     .option('--timeout <duration>', 'keep trying each port this long', '5s')
     .option('--json', 'print the results as JSON')
-    .addHelpText('after', '\nExit codes: 0 all reachable, 1 some unreachable or no ports, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'all reachable', 1: 'some unreachable or no ports' }))
     .action(async (opts: { job?: string; timeout: string; json?: boolean }) => {
       const ctx = await import('../job-context.js');
       const deadlineMs = await ctx.parseDurationMs(opts.timeout);
       const job = await ctx.loadDeliveredJob(opts.job);
-      const { parsePortList } = await import('../../node/port-probe.js');
+      const { parsePortList } = await import('../../contract/port-list.js');
       const plan = probePlan(job.variables, job.status, parsePortList);
       if (plan.ports.length === 0) throw new NoPortsError(job.ref.name);
       const results = await probeNow(plan, { deadlineMs });

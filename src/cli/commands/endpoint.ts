@@ -8,8 +8,9 @@
  * certificates of user containers carry), `--address` for its IP (IPv6 in brackets).
  */
 import { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
-import type { JobStatus } from '../../node/job-status.js';
+import { NnfEnvError } from '../../core/errors.js';
+import type { JobStatus } from '../../contract/job-status.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 export class EndpointError extends NnfEnvError {
   readonly exitCode = 1;
@@ -83,12 +84,12 @@ export function command(): Command {
     .option('--all', 'one line per port (default: the first port only)')
     .option('--hostname', 'use the rabbit\'s host name instead of the local-rabbit alias (names in TLS certificates)')
     .option('--address', 'use the rabbit\'s IP address (IPv6 in brackets)')
-    .addHelpText('after', '\nMPI containers listen only on the launcher (NNF_CONTAINER_LAUNCHER), which is then the host.\nExit codes: 0 ok, 1 no ports/container/rabbit, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\nMPI containers listen only on the launcher (NNF_CONTAINER_LAUNCHER), which is then the host.\n' + exitCodesHelp({ 0: 'ok', 1: 'no ports/container/rabbit' }))
     .action(async (opts: { job?: string; container?: string; all?: boolean; hostname?: boolean; address?: boolean }) => {
       if (opts.hostname && opts.address) throw new EndpointError('BAD_OPTIONS', '--hostname and --address exclude each other');
       const ctx = await import('../job-context.js');
       const job = await ctx.loadDeliveredJob(opts.job);
-      const [{ parsePortList }, { formatHostPort }] = await Promise.all([import('../../node/port-probe.js'), import('../../node/address.js')]);
+      const [{ parsePortList }, { formatHostPort }] = await Promise.all([import('../../contract/port-list.js'), import('../../contract/address.js')]);
       const alias = (process.env.NNF_ENV_HOSTS_ALIASES ?? '').split(',').map((s) => s.trim()).find((s) => s !== '') ?? 'local-rabbit';
       const lines = endpoints(job.ref.name, job.variables, job.status, {
         container: opts.container,

@@ -25,7 +25,7 @@ export async function fastPath(args: string[]): Promise<boolean> {
 
 export function command(): Command {
   // Not imported at the top: the fast path must not pay for commander.
-  const { Command } = (typeof require === 'function' ? require('commander') : createRequire(import.meta.url)('commander')) as typeof import('commander');
+  const { Command } = createRequire(import.meta.url)('commander') as typeof import('commander');
   return new Command('epilog')
     .description('Flux job-manager epilog: have nnf-envd untrack the job and remove its files (root)')
     .option('--config <file>', 'configuration file (default /etc/nnf-env/nnf-env.conf)')

@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
+import { exitCodesHelp } from '../exit-codes.js';
 
 const FORMATS = ['sh', 'json', 'dotenv'] as const;
 type Format = (typeof FORMATS)[number];
@@ -22,7 +23,7 @@ async function runExport(opts: ExportOptions): Promise<void> {
 
 export async function renderVariables(variables: Map<string, string>, format: Format): Promise<string> {
   if (format === 'json') return JSON.stringify(Object.fromEntries(variables), null, 2) + '\n';
-  const { shellQuote, quoteEnvValue } = await import('../../node/env-file.js');
+  const { shellQuote, quoteEnvValue } = await import('../../contract/env-file.js');
   let out = '';
   for (const [name, value] of variables) {
     // Values come from a parsed env file, so quoteEnvValue cannot refuse them; shellQuote never does.
@@ -44,11 +45,11 @@ export async function fastPath(args: string[]): Promise<boolean> {
 export function command(): Command {
   // Loaded here, not at the top: the fast path must not pay for commander. Same module
   // instance as the entry's import (commander's ESM entry wraps this CommonJS one).
-  const { Command, Option } = (typeof require === 'function' ? require('commander') : createRequire(import.meta.url)('commander')) as typeof import('commander');
+  const { Command, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
   return new Command('export')
     .description('print the job\'s nnf-env variables (eval "$(nnf-env export)" in sh/bash)')
     .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('sh'))
-    .addHelpText('after', '\nExit codes: 0 ok, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'ok' }))
     .action((opts: ExportOptions) => runExport(opts));
 }

@@ -1,7 +1,8 @@
 /** `nnf-env get NAME`: one variable's value, exit 1 with a message when the job does not have it. */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
+import { NnfEnvError } from '../../core/errors.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 export class VariableUnsetError extends NnfEnvError {
   readonly exitCode = 1;
@@ -29,11 +30,11 @@ export async function fastPath(args: string[]): Promise<boolean> {
 
 export function command(): Command {
   // Not imported at the top: the fast path must not pay for commander.
-  const { Command } = (typeof require === 'function' ? require('commander') : createRequire(import.meta.url)('commander')) as typeof import('commander');
+  const { Command } = createRequire(import.meta.url)('commander') as typeof import('commander');
   return new Command('get')
     .description('print the value of one of the job\'s nnf-env variables')
     .argument('<name>', 'variable name, e.g. DW_JOB_my_storage')
     .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
-    .addHelpText('after', '\nExit codes: 0 ok, 1 variable not set, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'ok', 1: 'variable not set' }))
     .action((name: string, opts: { job?: string }) => runGet(name, opts));
 }

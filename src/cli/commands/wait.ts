@@ -15,7 +15,8 @@
 import { Command } from 'commander';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename } from 'node:path';
-import { FINAL_PHASES, type JobStatus } from '../../node/job-status.js';
+import { FINAL_PHASES, type JobStatus } from '../../contract/job-status.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 const SAFETY_RECHECK_MS = 2000;
 const POLL_MS = 250;
@@ -85,14 +86,14 @@ export function command(): Command {
     .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
     .option('--timeout <duration>', 'give up after this long', '10m')
     .option('--ports', 'then wait until the container ports accept connections from this node')
-    .addHelpText('after', '\nExit codes: 0 delivered (and ports reachable), 1 ports unreachable (or nnf-envd was not running here at job start), 2 no/bad job id, 3 timed out, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'delivered (and ports reachable)', 1: 'ports unreachable (or nnf-envd was not running here at job start)', 3: 'timed out' }))
     .action(async (opts: { job?: string; timeout: string; ports?: boolean }) => {
       const ctx = await import('../job-context.js');
       const timeoutMs = await ctx.parseDurationMs(opts.timeout);
       const deadline = Date.now() + timeoutMs;
       const ref = ctx.resolveJobRef(opts.job);
       const jobsDir = await ctx.resolveJobsDir();
-      const { jobFiles } = await import('../../node/job-paths.js');
+      const { jobFiles } = await import('../../contract/job-paths.js');
       const paths = jobFiles(jobsDir, ref.id);
 
       // Watch before the first read, so that a write between the read and the watch is not missed.
@@ -122,7 +123,7 @@ export function command(): Command {
       if (!opts.ports) return;
 
       const cp = await import('./check-ports.js');
-      const { parsePortList } = await import('../../node/port-probe.js');
+      const { parsePortList } = await import('../../contract/port-list.js');
       const plan = cp.probePlan(variables, files.status, parsePortList);
       if (plan.ports.length === 0) return; // nothing to wait for
       const results = await cp.probeNow(plan, { deadlineMs: Math.max(0, deadline - Date.now()) });
