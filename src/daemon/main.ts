@@ -138,7 +138,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   logger.info({ server: connection.server, source: connection.source, dwsVersion, node: nodeName }, 'connected');
 
   const events = new DaemonEvents();
-  const metrics = new DaemonMetrics();
+  const metrics = new DaemonMetrics({ runtimeSampleMs: config.METRICS_RUNTIME_INTERVAL });
   const watchStats = new WatchStats(events, connection.server);
   const addresses = new HostAddressResolver({ client, logger });
   const rabbit = new RabbitController({ client, dwsVersion, config, addresses, events, watchStats, metrics, logger: logger.child({ part: 'rabbit' }) });

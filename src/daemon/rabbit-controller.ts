@@ -84,7 +84,7 @@ export interface RabbitControllerOptions {
   watchStats?: WatchStats;
   metrics?: DaemonMetrics;
   logger?: Logger;
-  /** Re-check everything this often. Default 60 s. */
+  /** Re-check everything this often. Default 10 min. */
   resyncMs?: number;
   /** Wait this long for the SystemConfiguration before falling back to the mapping file. Default 10 s. */
   systemConfigurationWaitMs?: number;
@@ -180,7 +180,10 @@ export class RabbitController extends EventEmitter<{ change: [RabbitState] }> {
     // The SystemConfiguration watch is wired once, here: whether it exists depends only on settings.
     if (!c.RABBIT_NAME && this.opts.client) this.scWatch = this.startSystemConfigurationWatch(this.opts.client);
     this.kick();
-    const every = this.opts.resyncMs ?? 60_000;
+    // Watches bring SystemConfiguration and Node changes; this catches what none can: an edited
+    // hosts file or mapping file, a changed DNS answer. Rare: each pass reads files and wakes the
+    // thread pool.
+    const every = this.opts.resyncMs ?? 600_000;
     this.resyncTimer = setInterval(() => {
       this.mappingCache = undefined;
       this.kick();

@@ -8,6 +8,7 @@ import { KubeApiError, type KubeRequestContext, type KubeStatus } from './errors
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './line-splitter.js';
 import { apiVersionOf, collectionPath, objectKey, type KubeObject, type ResourceType } from './resource.js';
 import { ObjectStore, type ReadonlyObjectStore } from './store.js';
+import { silenceMonitor } from './silence-monitor.js';
 
 export type ReflectorState = 'connecting' | 'listing' | 'watching' | 'backoff' | 'stopped';
 
@@ -396,18 +397,11 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
     if (this.watchesStarted++ > 0) this.counters.reconnects++;
 
     let silenced = false;
-    let lastByte = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const check = () => {
-      const idle = performance.now() - lastByte;
-      if (idle >= o.silenceTimeoutMs) {
-        silenced = true;
-        ac.abort(new NnfEnvError('KUBE_WATCH_SILENT', `no bytes for ${Math.round(idle)} ms`));
-      } else {
-        timer = setTimeout(check, o.silenceTimeoutMs - idle);
-      }
-    };
-    timer = setTimeout(check, o.silenceTimeoutMs);
+    // One timer for all watches (./silence-monitor.ts): nothing fires while bytes flow.
+    const silence = silenceMonitor.add(o.silenceTimeoutMs, (idle) => {
+      silenced = true;
+      ac.abort(new NnfEnvError('KUBE_WATCH_SILENT', `no bytes for ${Math.round(idle)} ms`));
+    });
 
     const started = performance.now();
     let lines = 0;
@@ -424,7 +418,7 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         signal: ac.signal,
       });
       this.setState('watching');
-      lastByte = performance.now();
+      silence.watch.lastByte = performance.now();
       const splitter = new LineSplitter({
         maxLineBytes: o.maxLineBytes,
         // Decoded straight from the received chunk: no Buffer per line, and JSON.parse gets a string.
@@ -439,7 +433,7 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         },
       });
       for await (const chunk of stream) {
-        lastByte = performance.now();
+        silence.watch.lastByte = performance.now();
         this.counters.bytes += chunk.byteLength;
         splitter.push(chunk);
       }
@@ -449,7 +443,7 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
       if (silenced && !stop.aborted) return { reason: 'silence', lines, durationMs: performance.now() - started };
       throw err;
     } finally {
-      clearTimeout(timer);
+      silence.remove();
       stop.removeEventListener('abort', onStop);
       // Leaves no socket behind when a handler threw (ERROR event) mid-stream.
       ac.abort();
