@@ -1,7 +1,7 @@
 /**
  * The simulated DWS / nnf-sos / Flux controllers acting through a Kubernetes API server (the
  * simulator started without its own controllers, or a real kube-apiserver with the DWS CRDs):
- * they cache workflows, computes and SystemConfigurations through reflectors and write
+ * they cache workflows, computes, SystemConfigurations, NnfContainerProfiles and Secrets through reflectors and write
  * through the API. The user containers listen in this process, on rabbitAddress.
  */
 import type { Logger } from 'pino';
@@ -11,8 +11,12 @@ import { KubeClient } from '../kube/client.js';
 import { resolveConnection } from '../kube/connection.js';
 import { KubeApiError } from '../kube/errors.js';
 import { DWS_VERSIONS, objectPath, type KubeObject, type ResourceType } from '../kube/resource.js';
+import { NNF_GROUP, PROFILE_NAMESPACE } from '../domain/container-profile.js';
 import { ApiControllerStore } from './api-store.js';
 import { Controllers } from './controllers.js';
+import { FluxJobs, type FluxJobRecord } from './flux-jobs.js';
+import { ProfileHooks } from './profile-hooks.js';
+import { examplePullSecret, exampleProfiles } from './profiles.js';
 import { jobWorkflow, type SubmitJobOptions } from './jobs.js';
 import { parsePortsOption, PortAllocator, UserContainers } from './ports.js';
 import { ResourceRegistry, servedResources, type ServedResource } from './resources.js';
@@ -31,8 +35,10 @@ export interface ApiControllersOptions {
   ports?: string;
   /** Default true. */
   userContainers?: boolean;
-  /** Create the rabbit's Node and Storage and SystemConfiguration default/default when missing. Default true. */
+  /** Create the rabbit's Node and Storage, SystemConfiguration default/default, the example NnfContainerProfiles and their pull secret when missing. Default true. */
   seed?: boolean;
+  /** Images the simulated registry refuses to pull: exact references, or prefixes ending in '*'. */
+  refusedImages?: string[];
   /** DWS version the controllers read and write. Default v1alpha7. */
   dwsVersion?: string;
   logger?: Logger;
@@ -42,11 +48,13 @@ export interface ApiControllersOptions {
 export interface ApiControllers {
   readonly store: ApiControllerStore;
   /** The resources the store caches, as its methods take them. */
-  readonly resources: { workflows: ServedResource; computes: ServedResource; systemConfigurations: ServedResource };
+  readonly resources: { workflows: ServedResource; computes: ServedResource; systemConfigurations: ServedResource; profiles: ServedResource; secrets: ServedResource };
   /** Create workflow fluxjob-<dec> in 'default' as Flux does; the controllers then drive it. */
   submitJob(job: SubmitJobOptions): Promise<Workflow>;
   /** Set desiredState like Flux: Teardown at once, a later state one state at a time. */
   advance(name: string, state: WorkflowState): Promise<void>;
+  /** The simulated Flux's record of a job from submitJob (flux-coral2's outcome). */
+  fluxJob(jobId: bigint): FluxJobRecord | undefined;
   close(): Promise<void>;
 }
 
@@ -65,12 +73,15 @@ export async function startApiControllers(opts: ApiControllersOptions): Promise<
   const workflows = dws('workflows');
   const computes = dws('computes');
   const systemConfigurations = dws('systemconfigurations');
+  const profiles = registry.forType({ group: NNF_GROUP, version: '', plural: 'nnfcontainerprofiles', kind: '', namespaced: true });
+  const secrets = registry.forType({ group: '', version: 'v1', plural: 'secrets', kind: '', namespaced: true });
 
   if (opts.seed !== false) await seedCluster(opts);
 
-  const store = new ApiControllerStore({ client: opts.client, resources: [workflows, computes, systemConfigurations], logger });
+  const store = new ApiControllerStore({ client: opts.client, resources: [workflows, computes, systemConfigurations, profiles, secrets], logger });
   await store.start(opts.signal);
   const containers = new UserContainers(rabbitAddress, logger);
+  const fluxJobs = new FluxJobs();
   const controllers = new Controllers({
     store,
     workflows,
@@ -81,16 +92,20 @@ export async function startApiControllers(opts: ApiControllersOptions): Promise<
     portsMode: portsOpt.mode,
     containers,
     defaults: { listen: userContainers, computeName: opts.computeName, rabbitName },
+    profiles: new ProfileHooks({ store, profiles, secrets, refusedImages: opts.refusedImages ?? [], logger }),
+    fluxJobs,
     logger,
   });
   const wfType = typeOf(workflows);
   let closed: Promise<void> | undefined;
   return {
     store,
-    resources: { workflows, computes, systemConfigurations },
+    resources: { workflows, computes, systemConfigurations, profiles, secrets },
     async submitJob(job) {
-      const { workflow, options } = jobWorkflow(job, { listen: userContainers });
+      const { workflow, options, profile } = jobWorkflow(job, { listen: userContainers });
+      if (profile && !store.peek(profiles, PROFILE_NAMESPACE, profile.metadata.name)) await store.create(profiles, profile);
       controllers.registerJob('default', workflow.metadata.name, options);
+      fluxJobs.submitted(workflow.metadata.name);
       return opts.client.create<Workflow>(wfType, 'default', { apiVersion: `${workflows.group}/${wfType.version}`, ...workflow });
     },
     async advance(name, state) {
@@ -98,6 +113,7 @@ export async function startApiControllers(opts: ApiControllersOptions): Promise<
       await opts.client.get(wfType, 'default', name); // 404 as the simulator's advance throws
       await controllers.advance('default', name, state);
     },
+    fluxJob: (jobId) => fluxJobs.get(`fluxjob-${jobId.toString()}`),
     close() {
       closed ??= (async () => {
         controllers.close();
@@ -123,6 +139,10 @@ export async function seedCluster(opts: Pick<ApiControllersOptions, 'client' | '
     const res = registry.forType({ group, version: group === '' ? 'v1' : '', plural, kind: '', namespaced: group !== '' });
     await ensure(opts.client, typeOf(res), obj);
   }
+  const secrets = registry.forType({ group: '', version: 'v1', plural: 'secrets', kind: '', namespaced: true });
+  const profiles = registry.forType({ group: NNF_GROUP, version: '', plural: 'nnfcontainerprofiles', kind: '', namespaced: true });
+  await ensure(opts.client, typeOf(secrets), examplePullSecret());
+  for (const p of exampleProfiles()) await ensure(opts.client, typeOf(profiles), p);
 }
 
 /**

@@ -15,6 +15,7 @@ import { kubeconfigClient, startApiControllers } from './api-controllers.js';
 import { caPathFor } from './kubeconfig.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from './index.js';
 import { parsePortsOption } from './ports.js';
+import { loadProfilesDir } from './profiles.js';
 
 export interface SimCommandOptions {
   listen: string;
@@ -36,6 +37,9 @@ export interface SimCommandOptions {
   fault503Every?: number;
   dropWatchesEvery?: number;
   bookmarkInterval?: number;
+  profiles?: string;
+  exampleProfiles: boolean;
+  refuseImage: string[];
   logLevel: string;
   /** Run only the controllers, against the API server of this kubeconfig. */
   controllersOnly?: boolean;
@@ -124,6 +128,7 @@ async function runControllersOnly(opts: SimCommandOptions, out: (line: string) =
       stepDelayMs: opts.stepDelay,
       ports: opts.ports,
       userContainers: opts.userContainers,
+      ...(opts.refuseImage?.length ? { refusedImages: opts.refuseImage } : {}),
       logger,
     });
     try {
@@ -159,6 +164,9 @@ export async function runSim(opts: SimCommandOptions, out: (line: string) => voi
   if (opts.history !== undefined) simOpts.historySize = opts.history;
   if (opts.computeName !== undefined) simOpts.computeName = opts.computeName;
   if (opts.bookmarkInterval !== undefined) simOpts.bookmarkIntervalMs = opts.bookmarkInterval;
+  simOpts.exampleProfiles = opts.exampleProfiles !== false;
+  if (opts.refuseImage?.length) simOpts.refusedImages = opts.refuseImage;
+  if (opts.profiles !== undefined) simOpts.profiles = await loadProfilesDir(opts.profiles);
 
   const sim: Simulator = await startSimulator(simOpts);
   const timers: NodeJS.Timeout[] = [];
@@ -212,6 +220,9 @@ export function command(): Command {
     .option('--drop-watches-every <ms>', 'fault: cut all watch connections this often', positiveInt('--drop-watches-every'))
     .option('--controllers-only', 'no API server: run the simulated controllers against the API server of --kubeconfig (e.g. a real kube-apiserver with the DWS CRDs)')
     .option('--kubeconfig <file>', 'with --controllers-only: the API server to drive')
+    .option('--profiles <dir>', 'load the NnfContainerProfiles in DIR\'s *.yaml files into nnf-system (beside the examples)')
+    .option('--no-example-profiles', 'do not seed the example NnfContainerProfiles')
+    .option('--refuse-image <ref>', 'the simulated registry refuses this image (a trailing * matches a prefix); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--log-level <level>', 'log level (logs go to stderr)', 'info')
     .addHelpText(
       'after',
@@ -219,6 +230,8 @@ export function command(): Command {
 Examples:
   nnf-env sim --kubeconfig-out /tmp/sim.kubeconfig
   kubectl --kubeconfig /tmp/sim.kubeconfig get workflows
+  kubectl --kubeconfig /tmp/sim.kubeconfig get nnfcontainerprofiles -n nnf-system
+  nnf-env sim --profiles /etc/nnf-env/profiles --kubeconfig-out /tmp/sim.kubeconfig
   nnf-env sim --listen 127.0.0.1:6443 --tls --token-file /tmp/token --kubeconfig-out /tmp/sim.kubeconfig
   nnf-env sim --controllers-only --kubeconfig /tmp/apiserver.kubeconfig
 

@@ -16,6 +16,10 @@ import { Controllers } from './controllers.js';
 import { jobWorkflow, type SubmitJobOptions } from './jobs.js';
 import { ephemeralRange, seedObjects } from './seed.js';
 import { FaultState, type Faults } from './faults.js';
+import { FluxJobs, type FluxJobRecord } from './flux-jobs.js';
+import { ProfileHooks } from './profile-hooks.js';
+import { examplePullSecret, exampleProfiles } from './profiles.js';
+import { NNF_GROUP, PROFILE_NAMESPACE, type ContainerProfile } from '../domain/container-profile.js';
 import { writeKubeconfigFile } from './kubeconfig.js';
 import { applyMergePatch } from './patch.js';
 import { parsePortsOption, PortAllocator, UserContainers } from './ports.js';
@@ -33,6 +37,9 @@ export { SimTlsError } from './tls.js';
 export { FLUX_FINALIZER, LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID } from './controllers.js';
 export { f58plain } from './env.js';
 export type { SubmitJobOptions } from './jobs.js';
+export type { FluxJobRecord, FluxJobException } from './flux-jobs.js';
+export { FLUX_DWS_ERROR_PREFIX } from './flux-jobs.js';
+export { exampleProfiles, loadProfilesDir, EXAMPLE_PULL_SECRET, IMPLICIT_PROFILE_LABEL } from './profiles.js';
 
 export interface SimulatorOptions {
   /** Default '127.0.0.1'. */
@@ -69,6 +76,12 @@ export interface SimulatorOptions {
   watchTimeoutSeconds?: number;
   /** DWS versions served, newest first. Default v1alpha7, v1alpha6. */
   dwsVersions?: string[];
+  /** Seed the example NnfContainerProfiles (and their pull secret) in nnf-system. Default true. */
+  exampleProfiles?: boolean;
+  /** A site's own NnfContainerProfiles (`nnf-env sim --profiles DIR`); a name already seeded is replaced. */
+  profiles?: ContainerProfile[];
+  /** Images the simulated registry refuses to pull: exact references, or prefixes ending in '*'. */
+  refusedImages?: string[];
   logger?: Logger;
 }
 
@@ -92,6 +105,8 @@ export interface Simulator {
   submitJob(job: SubmitJobOptions): Workflow;
   /** Set desiredState like Flux: Teardown at once, a later state one state at a time. */
   advance(name: string, state: WorkflowState): void;
+  /** The simulated Flux's record of a job from submitJob: phase and exceptions (flux-coral2's outcome). */
+  fluxJob(jobId: bigint): FluxJobRecord | undefined;
   /** Open watch connections (for tests). */
   watchCount(): number;
   close(): Promise<void>;
@@ -130,6 +145,19 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   for (const { group, plural, obj } of seedObjects({ computeName, rabbitName, rabbitAddress, ports: portsOpt.mode === 'os' ? [ephemeralRange()] : portsOpt.spec })) {
     store.create(group === '' ? core(plural) : dws(plural), obj);
   }
+  const profilesRes = registry.forType({ group: NNF_GROUP, version: '', plural: 'nnfcontainerprofiles', kind: '', namespaced: true });
+  if (opts.exampleProfiles !== false) {
+    store.create(core('secrets'), examplePullSecret());
+    for (const p of exampleProfiles()) store.create(profilesRes, p);
+  }
+  for (const p of opts.profiles ?? []) {
+    const obj = structuredClone(p) as KubeObject;
+    obj.metadata = { ...obj.metadata, namespace: obj.metadata.namespace ?? PROFILE_NAMESPACE };
+    delete obj.metadata.resourceVersion;
+    if (store.peek(profilesRes, obj.metadata.namespace, obj.metadata.name)) store.delete(profilesRes, obj.metadata.namespace, obj.metadata.name);
+    store.create(profilesRes, obj);
+  }
+  const fluxJobs = new FluxJobs();
 
   const certs = opts.tls ? await generateCertificates([host]) : undefined;
   const sleeps = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
@@ -166,11 +194,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   const portAllocator = new PortAllocator(rabbitAddress);
   const containers = new UserContainers(rabbitAddress, logger);
+  const controllerStore = localControllerStore(store);
   const controllers =
     opts.controllers === false
       ? undefined
       : new Controllers({
-          store: localControllerStore(store),
+          store: controllerStore,
           workflows: wfRes,
           computes: dws('computes'),
           systemConfigurations: dws('systemconfigurations'),
@@ -179,6 +208,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           portsMode: portsOpt.mode,
           containers,
           defaults: { listen: userContainers, computeName, rabbitName },
+          profiles: new ProfileHooks({ store: controllerStore, profiles: profilesRes, secrets: core('secrets'), refusedImages: opts.refusedImages ?? [], logger }),
+          fluxJobs,
           logger,
         });
   logger.info({ url, tls: !!certs, controllers: !!controllers }, 'simulator listening');
@@ -232,10 +263,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     currentResourceVersion: () => String(store.currentRV()),
     submitJob(job) {
-      const { workflow: wf, options: jobOpts } = jobWorkflow(job, { listen: userContainers });
+      const { workflow: wf, options: jobOpts, profile } = jobWorkflow(job, { listen: userContainers });
       const name = wf.metadata.name;
       if (store.peek(wfRes, 'default', name)) throw errors.alreadyExists(wfRes.group, wfRes.plural, name);
+      if (profile && !store.peek(profilesRes, PROFILE_NAMESPACE, profile.metadata.name)) store.create(profilesRes, profile);
       controllers?.registerJob('default', name, jobOpts);
+      fluxJobs.submitted(name);
       return present(structuredClone(store.create(wfRes, wf)), wfRes, wfRes.versions[0]!) as Workflow;
     },
     advance(name, state) {
@@ -249,6 +282,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         store.update(wfRes, { ...structuredClone(cur), spec: { ...(cur.spec as object), desiredState: state } });
       }
     },
+    fluxJob: (jobId) => fluxJobs.get(`fluxjob-${jobId.toString()}`),
     watchCount: () => hub.count,
     close() {
       closed ??= (async () => {

@@ -4,7 +4,9 @@
  */
 import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import { FLUX_FINALIZER, type JobOptions } from './controllers.js';
+import type { ContainerProfile } from '../domain/container-profile.js';
 import { containerOf, f58plain, parseDirectives } from './env.js';
+import { implicitProfile } from './profiles.js';
 
 export interface SubmitJobOptions {
   jobId: bigint;
@@ -35,13 +37,19 @@ export interface SubmitJobOptions {
   deleteAfterTeardown?: boolean;
 }
 
-/** The workflow to create (namespace 'default') and the job's options for the controllers. */
-export function jobWorkflow(job: SubmitJobOptions, defaults: { listen: boolean }): { workflow: Workflow; options: JobOptions } {
+/**
+ * The workflow to create (namespace 'default'), the job's options for the controllers, and the
+ * NnfContainerProfile its container options stand for (to create in nnf-system when missing;
+ * none when the caller wrote the directives).
+ */
+export function jobWorkflow(job: SubmitJobOptions, defaults: { listen: boolean }): { workflow: Workflow; options: JobOptions; profile: ContainerProfile | undefined } {
   const name = `fluxjob-${job.jobId.toString()}`;
-  let directives = job.directives ?? ['#DW jobdw type=xfs capacity=10GB name=scratch', `#DW container name=${job.containerName ?? 'sim-app'} profile=${job.mpi ? 'mpi-' : ''}${job.containerName ?? 'sim-app'}`];
+  const implicit = implicitProfile(job.containerName ?? 'sim-app', job.mpi ?? false, job.numPorts ?? 2);
+  let directives = job.directives ?? ['#DW jobdw type=xfs capacity=10GB name=scratch', `#DW container name=${job.containerName ?? 'sim-app'} profile=${implicit.metadata.name}`];
   if (job.containerName && !containerOf(parseDirectives(directives))) {
-    directives = [...directives, `#DW container name=${job.containerName} profile=${job.mpi ? 'mpi-' : ''}${job.containerName}`];
+    directives = [...directives, `#DW container name=${job.containerName} profile=${implicit.metadata.name}`];
   }
+  const usesImplicit = job.directives === undefined || (job.containerName !== undefined && directives.length > job.directives.length);
   for (const s of [job.failAt, job.stopAt]) {
     if (s !== undefined && !WORKFLOW_STATES.includes(s)) throw new RangeError(`not a workflow state: ${String(s)}`);
   }
@@ -71,5 +79,5 @@ export function jobWorkflow(job: SubmitJobOptions, defaults: { listen: boolean }
       dwDirectives: directives,
     },
   };
-  return { workflow, options };
+  return { workflow, options, profile: usesImplicit ? implicit : undefined };
 }

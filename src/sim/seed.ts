@@ -1,5 +1,6 @@
 /** What a fresh Rabbit system holds, for the simulator and for a real API server the simulated controllers drive. */
 import { readFileSync } from 'node:fs';
+import { PROFILE_NAMESPACE } from '../domain/container-profile.js';
 import type { KubeObject } from '../kube/resource.js';
 
 export interface SeedInput {
@@ -27,11 +28,11 @@ export function ephemeralRange(): string {
   return '32768-60999';
 }
 
-/** Namespaces default and kube-system, the rabbit's Node and Storage, SystemConfiguration default/default. */
+/** Namespaces default, kube-system and nnf-system, the rabbit's Node and Storage, SystemConfiguration default/default. */
 export function seedObjects(s: SeedInput): SeedObject[] {
   const DWS = 'dataworkflowservices.github.io' as const;
   return [
-    ...['default', 'kube-system'].map((ns): SeedObject => ({ group: '', plural: 'namespaces', obj: { metadata: { name: ns }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } } })),
+    ...['default', 'kube-system', PROFILE_NAMESPACE].map((ns): SeedObject => ({ group: '', plural: 'namespaces', obj: { metadata: { name: ns }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } } })),
     {
       group: '',
       plural: 'nodes',

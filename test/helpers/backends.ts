@@ -1,7 +1,7 @@
 /**
  * The backends a suite runs on: always the simulator; the real kube-apiserver too when it can
- * be built here. Only test/real/availability.test.ts reports the skip (one line); under
- * CI=true a server that cannot be built fails the run there and here.
+ * be built here. The files that need the real server say in one line that they are skipped
+ * (real-server.ts); under CI=true a server that cannot be built fails the run.
  */
 import type { Backend } from './cluster.js';
 import { realServerSkipReason } from './real-server.js';

@@ -1,52 +1,68 @@
 /**
- * The real kube-apiserver of the tests (test/apiserver/, started by ./apiserver.ts), as the
- * real-backend suites use it: one server per test process, shared by the harnesses of a file
- * (a cold start costs 10-30 s on 2 cores), stopped when the process ends.
+ * The real kube-apiserver (test/apiserver/, started by ./apiserver.ts) as the test files use it:
+ * - `realServerOrSkip(t)`: the opening of a file that needs the real server, in one line: the
+ *   skip (Go missing, one line of TAP) or a server of its own and a temp dir, both removed in
+ *   the file's teardown. Under CI=true a server that cannot be built or started fails the file.
+ * - `sharedRealServer()`: one server per test process, shared by the harnesses of a file that
+ *   runs on both backends (a cold start costs 5-30 s on 2 cores), stopped when the file ends.
  */
-export interface RealServer {
-  readonly url: string;
-  readonly port: number;
-  /** Admin kubeconfig (the simulated controllers, kubectl in tests). */
-  readonly kubeconfig: string;
-  /** The service account bound only to etc/kubernetes/nnf-env-rbac.yaml (nnf-envd). */
-  readonly saKubeconfig: string;
-  readonly dataDir: string;
-  readonly pid: number;
-  compact(): Promise<number>;
-  stop(): Promise<void>;
-  kill(): Promise<void>;
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tap from 'tap';
+import { realApiServerSkipReason, startRealApiServer, type RealApiServer, type RealApiServerOptions } from './apiserver.js';
+
+export type RealServer = RealApiServer;
+export type RealServerOptions = RealApiServerOptions;
+export { realApiServerSkipReason as realServerSkipReason, startRealApiServer as startRealServer };
+
+export interface RealServerFixture {
+  server: RealServer;
+  /** A temp dir of the file's own (kubectl's cache and HOME, sandboxes). */
+  dir: string;
 }
 
-export interface RealServerOptions {
-  dataDir?: string;
-  port?: number;
-  maxRequestsInflight?: number;
-  maxMutatingRequestsInflight?: number;
-  watchCache?: boolean;
-  kubeApiserverArgs?: string[];
+interface Teardowns {
+  teardown(fn: () => unknown): void;
+  plan(n: number, comment?: string): void;
 }
 
-/** Why the real-server half cannot run here (one line), or undefined when it can. Throws under CI=true. */
-export async function realServerSkipReason(): Promise<string | undefined> {
-  const why = 'the test API server helper (test/helpers/apiserver.ts) is not in this tree';
-  if (process.env.CI === 'true') throw new Error(why);
-  return why;
+/** When the real server cannot be built here (no Go): the file's one-line skip, and exit. Under CI=true: throws. */
+export async function skipUnlessRealServer(t: Pick<Teardowns, 'plan'>): Promise<void> {
+  const why = await realApiServerSkipReason();
+  if (why !== undefined) {
+    t.plan(0, `real-server half skipped: ${why}`);
+    process.exit(0);
+  }
 }
 
-export async function startRealServer(_opts: RealServerOptions = {}): Promise<RealServer> {
-  throw new Error((await realServerSkipReason()) ?? 'unavailable');
+/**
+ * A real server of the file's own and a temp dir, stopped and removed at the file's end; or,
+ * when the real server cannot be built here (no Go), the file's one-line skip and exit.
+ */
+export async function realServerOrSkip(t: Teardowns, opts: RealServerOptions & { dirPrefix?: string } = {}): Promise<RealServerFixture> {
+  await skipUnlessRealServer(t);
+  const { dirPrefix, ...serverOpts } = opts;
+  const server = await startRealApiServer(serverOpts);
+  t.teardown(() => server.stop());
+  const dir = await mkdtemp(join(tmpdir(), dirPrefix ?? 'nnf-env-real-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return { server, dir };
 }
 
 let shared: Promise<RealServer> | undefined;
 
-/** The process's shared server (default options), started on first use and stopped at exit. */
+/** The process's shared server (default options), started on first use and stopped when the file's tests end. */
 export function sharedRealServer(): Promise<RealServer> {
   if (!shared) {
-    shared = startRealServer();
-    void shared.then(
-      (s) => process.once('beforeExit', () => void s.stop()),
-      () => {},
-    );
+    const started = startRealApiServer();
+    shared = started;
+    // The child process keeps the event loop alive, so stop it from the root test's teardown
+    // (beforeExit would never come).
+    tap.teardown(async () => {
+      const s = await started.catch(() => undefined);
+      await s?.stop();
+    });
   }
   return shared;
 }

@@ -1,0 +1,123 @@
+/**
+ * RBAC for real: `nnf-env doctor` against kube-apiserver with the service-account token bound
+ * only to the shipped RBAC example (etc/kubernetes/nnf-env-rbac.yaml). With the role as shipped
+ * every check passes; with one rule taken out of the role, doctor names the permission that is
+ * now missing and how to grant it (SelfSubjectAccessReview answered by the real authorizer).
+ */
+import { execFile } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import YAML from 'yaml';
+import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER } from '../../src/domain/hosts-block.js';
+import { baseEnv, makeSandbox, runCli } from '../cli/job-files.js';
+import { reply, startStandIn } from '../cli/stand-in-daemon.js';
+import { RBAC_FILE } from '../helpers/apiserver.js';
+import { realServerOrSkip } from '../helpers/real-server.js';
+import { eventually } from '../helpers/eventually.js';
+
+const { server } = await realServerOrSkip(t);
+const sb = await makeSandbox();
+t.teardown(() => sb.cleanup());
+
+function kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile('kubectl', ['--kubeconfig', server.kubeconfig, '--request-timeout=30s', ...args], { env: { ...process.env, KUBECACHEDIR: join(sb.root, 'kube-cache'), HOME: sb.root, KUBECONFIG: '' }, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) || 1 : 0, stdout, stderr }),
+    );
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+// What a Rabbit system holds (as the admin, who may write them): this node's rabbit in the
+// SystemConfiguration, and the rabbit's Node with its address.
+const objects = [
+  {
+    apiVersion: 'dataworkflowservices.github.io/v1alpha7',
+    kind: 'SystemConfiguration',
+    metadata: { name: 'default', namespace: 'default' },
+    spec: { storageNodes: [{ type: 'Rabbit', name: 'rabbit-node-1', computesAccess: [{ name: 'compute-01', index: 0 }] }], ports: ['4000-4999'] },
+  },
+  { apiVersion: 'v1', kind: 'Node', metadata: { name: 'rabbit-node-1' }, spec: {} },
+];
+const created = await kubectl(['apply', '-f', '-'], objects.map((o) => JSON.stringify(o)).join('\n'));
+if (created.code !== 0) throw new Error(`kubectl apply: ${created.stderr}`);
+// Node status is the kubelet's to write: through the status subresource.
+const nodeStatus = await kubectl(['patch', 'node', 'rabbit-node-1', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] } })]);
+if (nodeStatus.code !== 0) throw new Error(`kubectl patch node status: ${nodeStatus.stderr}`);
+
+// The rest of a healthy node: hosts entry, Flux scripts, jobs dir, a daemon on the socket.
+const hostsFile = join(sb.root, 'hosts');
+const localhostAddr = (await lookup('localhost', { verbatim: true })).address;
+await writeFile(hostsFile, `${HOSTS_BEGIN_MARKER}\n${localhostAddr}\tlocalhost\n${HOSTS_END_MARKER}\n`);
+const fluxDir = join(sb.root, 'flux');
+for (const d of ['prolog.d', 'epilog.d']) {
+  await mkdir(join(fluxDir, d), { recursive: true });
+  await writeFile(join(fluxDir, d, 'nnf-env'), '#!/bin/sh\n');
+  await chmod(join(fluxDir, d, 'nnf-env'), 0o755);
+}
+const daemon = await startStandIn(join(sb.runtimeDir, 'nnf-envd.sock'), (_req, res) => reply(res, 200, { ok: true }));
+t.teardown(() => daemon.close());
+
+const conf = join(sb.root, 'nnf-env.conf');
+await writeFile(
+  conf,
+  Object.entries({
+    RUNTIME_DIR: sb.runtimeDir,
+    NODE_NAME: 'compute-01',
+    KUBE_CONNECTION: 'explicit',
+    KUBE_SERVER: server.url,
+    KUBE_TOKEN_FILE: server.tokenFile,
+    KUBE_CA_FILE: server.caFile,
+    HOSTS_FILE: hostsFile,
+    HOSTS_ALIASES: 'localhost',
+    RABBIT_MAPPING_FILE: join(sb.root, 'no-mapping'),
+  })
+    .map(([k, v]) => `${k}=${v}\n`)
+    .join(''),
+);
+const doctor = () => runCli(['doctor', '--config', conf, '--flux-dir', fluxDir], { env: baseEnv(sb, { NNF_ENV_CONFIG: undefined }) });
+
+t.test('doctor passes with the shipped role', async (t) => {
+  const ok = await doctor();
+  // No Flux instance here: only the Flux checks may fail; every Kubernetes check passes.
+  t.notMatch(ok.stdout, /^FAIL\s+(?!flux)\S/m, ok.stdout + ok.stderr);
+  for (const line of [
+    /^ok\s+connection\s+https:\/\/127\.0\.0\.1:\d+ /m,
+    /^ok\s+api\s+reachable and authenticated; DWS v1alpha7$/m,
+    // SelfSubjectAccessReview is served: every verb is checked, not just list.
+    /^ok\s+permissions\s+get, list, watch workflows\.dataworkflowservices\.github\.io in namespace default$/m,
+    /^ok\s+permissions\s+get, list, watch computes\.dataworkflowservices\.github\.io in namespace default$/m,
+    /^ok\s+permissions\s+get, list, watch systemconfigurations\.dataworkflowservices\.github\.io in namespace default$/m,
+    /^ok\s+permissions\s+get, list, watch nodes$/m,
+    /^ok\s+permissions\s+get secrets in namespace default$/m,
+    /^ok\s+rabbit\s+rabbit-node-1 \(SystemConfiguration default\/default\)$/m,
+    /^ok\s+rabbit address\s+127\.0\.0\.1 \(Node rabbit-node-1\)$/m,
+  ]) t.match(ok.stdout, line);
+  t.notMatch(ok.stdout, /^(FAIL|warn)\s+permissions/m);
+});
+
+t.test('doctor names a permission taken out of the role, and its fix', async (t) => {
+  const docs = YAML.parseAllDocuments(await readFile(RBAC_FILE, 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string }; rules?: Array<{ resources: string[] }> });
+  const role = docs.find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'nnf-env-node')!;
+  const rule = role.rules!.find((r) => r.resources.includes('systemconfigurations'))!;
+  rule.resources = rule.resources.filter((r) => r !== 'systemconfigurations');
+  const applied = await kubectl(['apply', '-f', '-'], JSON.stringify(role));
+  t.equal(applied.code, 0, applied.stderr);
+
+  // RBAC takes effect when the authorizer's informer sees the change: wait for doctor to say so.
+  let out = '';
+  await eventually('doctor sees the narrower role', async () => {
+    const r = await doctor();
+    out = r.stdout;
+    return r.code === 1 && /^FAIL\s+permissions/m.test(r.stdout);
+  }, 20_000, 500);
+  t.match(out, /^FAIL\s+permissions\s+get, list, watch on systemconfigurations\.dataworkflowservices\.github\.io in namespace default is not allowed: needed for this node's rabbit$/m);
+  t.match(out, /fix: grant the identity of .* get, list, watch on systemconfigurations\.dataworkflowservices\.github\.io in namespace default \(a Role\/ClusterRole and a binding\)/);
+  // Only that one: the other permissions of the role still pass.
+  t.equal((out.match(/^FAIL\s+permissions/gm) ?? []).length, 1);
+  t.match(out, /^ok\s+permissions\s+get, list, watch workflows\.dataworkflowservices\.github\.io/m);
+  // And what depends on it: the rabbit can no longer be read from the SystemConfiguration.
+  t.match(out, /^FAIL\s+rabbit\s+no rabbit found for node compute-01: SystemConfiguration default\/default: .*forbidden/im);
+});
