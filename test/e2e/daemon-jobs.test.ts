@@ -28,7 +28,7 @@ function workflow(id: bigint, userID: number, env: Record<string, string>, extra
   const name = `fluxjob-${id}`;
   return {
     metadata: { name, namespace: 'default', uid: 'u-1' },
-    spec: { desiredState: 'PreRun', wlmID: 'flux', jobID: formatJobId(id, 'f58plain'), userID, groupID, hurry: false, forceReady: false },
+    spec: { desiredState: 'PreRun', wlmID: 'flux', jobID: formatJobId(id, 'f58plain'), userID, groupID, hurry: false, forceReady: false, dwDirectives: [] },
     status: { state: 'PreRun', ready: true, status: 'Completed', message: '', env: { DW_WORKFLOW_NAME: name, DW_WORKFLOW_NAMESPACE: 'default', ...env }, ...extra },
   };
 }
@@ -79,8 +79,9 @@ for (const backend of await backends()) {
     t.test('workflow token, rejected variables', async (t) => {
       const h = await startHarness({ backend, sim: { controllers: false } });
       t.teardown(() => h.close());
-      await h.cluster.create(SECRETS, { metadata: { name: 'tok', namespace: 'default' }, data: { token: Buffer.from('s3cr3t-token').toString('base64') } });
       const id = newJobId();
+      // Names of their own: on the real backend the harnesses of this file share one server.
+      await h.cluster.create(SECRETS, { metadata: { name: `tok-${id}`, namespace: 'default' }, data: { token: Buffer.from('s3cr3t-token').toString('base64') } });
       await h.cluster.create(WF, workflow(id, 1050, {
         DW_JOB_ok: '/mnt/nnf/ok',
         LD_PRELOAD: '/tmp/evil.so',
@@ -89,7 +90,7 @@ for (const backend of await backends()) {
         DW_BOTH: `it's "$HOME"`,
         'DW_BAD-NAME': 'x',
         NNF_LOCAL_RABBIT: 'spoofed',
-      }, { workflowToken: { secretName: 'tok', secretNamespace: 'default' } }));
+      }, { workflowToken: { secretName: `tok-${id}`, secretNamespace: 'default' } }));
       await trackJob(h.socketPath, id.toString(), 1050);
       const st = await getJob(h.socketPath, id.toString(), { wait: true, timeoutMs: 10_000 });
       t.equal(st.phase, 'delivered');
@@ -118,9 +119,9 @@ for (const backend of await backends()) {
     t.test('WORKFLOW_TOKEN=false keeps the token out', async (t) => {
       const h = await startHarness({ backend, sim: { controllers: false }, config: { WORKFLOW_TOKEN: 'false' } });
       t.teardown(() => h.close());
-      await h.cluster.create(SECRETS, { metadata: { name: 'tok', namespace: 'default' }, data: { token: Buffer.from('zzz').toString('base64') } });
       const id = newJobId();
-      await h.cluster.create(WF, workflow(id, 1050, {}, { workflowToken: { secretName: 'tok', secretNamespace: 'default' } }));
+      await h.cluster.create(SECRETS, { metadata: { name: `tok-${id}`, namespace: 'default' }, data: { token: Buffer.from('zzz').toString('base64') } });
+      await h.cluster.create(WF, workflow(id, 1050, {}, { workflowToken: { secretName: `tok-${id}`, secretNamespace: 'default' } }));
       await trackJob(h.socketPath, id.toString(), 1050);
       t.equal((await getJob(h.socketPath, id.toString(), { wait: true, timeoutMs: 10_000 })).phase, 'delivered');
       t.notOk(parseEnvFile(await readFile(h.files(id).env, 'utf8'), 'env').DW_WORKFLOW_TOKEN);
