@@ -24,6 +24,8 @@ export interface CountingProxy {
   resetStats(): void;
   /** Cut every connection now and refuse (RST) new ones for `ms`. */
   outage(ms: number): Promise<void>;
+  /** The open connections stop passing the server's bytes for `ms` (a half-open TCP path); new ones are not affected. */
+  stall(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -81,6 +83,13 @@ export async function startCountingProxy(target: { host: string; port: number },
       }
       await new Promise((r) => setTimeout(r, ms));
       refusing = false;
+    },
+    stall(ms) {
+      const stalled = [...pairs];
+      for (const p of stalled) p.b.pause();
+      setTimeout(() => {
+        for (const p of stalled) if (!p.b.destroyed) p.b.resume();
+      }, ms).unref();
     },
     async close() {
       for (const p of [...pairs]) {

@@ -106,7 +106,16 @@ export async function startApiControllers(opts: ApiControllersOptions): Promise<
       if (profile && !store.peek(profiles, PROFILE_NAMESPACE, profile.metadata.name)) await store.create(profiles, profile);
       controllers.registerJob('default', workflow.metadata.name, options);
       fluxJobs.submitted(workflow.metadata.name);
-      return opts.client.create<Workflow>(wfType, 'default', { apiVersion: `${workflows.group}/${wfType.version}`, ...workflow });
+      // Through an API server that may be restarting: retried; a create that went through
+      // before its answer was lost is the workflow, a 409 of another job's is not.
+      try {
+        return await store.retrying(() => opts.client.create<Workflow>(wfType, 'default', { apiVersion: `${workflows.group}/${wfType.version}`, ...workflow }));
+      } catch (err) {
+        if (!(err instanceof KubeApiError && err.status === 409)) throw err;
+        const cur = await store.retrying(() => opts.client.tryGet<Workflow>(wfType, 'default', workflow.metadata.name));
+        if (cur?.spec?.jobID !== workflow.spec?.jobID) throw err;
+        return cur;
+      }
     },
     async advance(name, state) {
       if (!WORKFLOW_STATES.includes(state)) throw new RangeError(`not a workflow state: ${String(state)}`);

@@ -163,7 +163,7 @@ export class ApiControllerStore implements ControllerStore {
    * One request, again after an overloaded or restarting server (429, 5xx, connection
    * failures), waiting what Retry-After says or a growing pause; other answers are the caller's.
    */
-  private async retrying<T>(send: () => Promise<T>): Promise<T> {
+  async retrying<T>(send: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       this.counters.writes++;
       try {

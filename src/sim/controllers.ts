@@ -153,7 +153,7 @@ export class Controllers {
     this.schedule(key);
   }
 
-  private schedule(key: string): void {
+  private schedule(key: string, delayMs = this.d.stepDelayMs): void {
     if (this.closed) return;
     const rt = this.runtime(key);
     if (rt.timer || rt.busy) {
@@ -163,7 +163,7 @@ export class Controllers {
     rt.timer = setTimeout(() => {
       rt.timer = undefined;
       void this.reconcile(key, rt);
-    }, this.d.stepDelayMs);
+    }, delayMs);
   }
 
   private async reconcile(key: string, rt: Runtime): Promise<void> {
@@ -171,15 +171,19 @@ export class Controllers {
     rt.busy = true;
     rt.again = false;
     let result: StepResult = 'idle';
+    let failed = false;
     try {
       result = await this.step(key, rt);
     } catch (err) {
+      failed = true;
       this.d.logger.warn({ err, workflow: key }, 'simulated controller step failed');
     } finally {
       rt.busy = false;
     }
     if (this.closed || this.runtimes.get(key) !== rt) return;
-    if (result === 'continue' || rt.again) this.schedule(key);
+    // A failed write (the API server away) is tried again later, as a controller's requeue.
+    if (failed) this.schedule(key, 500);
+    else if (result === 'continue' || rt.again) this.schedule(key);
   }
 
   /** Release what a workflow held (its container, ports, Computes), as deletion does. */

@@ -12,12 +12,14 @@ import { pino } from 'pino';
 import type { Workflow, WorkflowState } from '../../src/domain/dws-types.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { KubeApiError } from '../../src/kube/errors.js';
-import type { KubeObject, ResourceType } from '../../src/kube/resource.js';
+import { dwsResource, type KubeObject, type ResourceType } from '../../src/kube/resource.js';
 import { kubeconfigClient, seedCluster, startApiControllers, type ApiControllers } from '../../src/sim/api-controllers.js';
 import { startSimulator, type Simulator, type SimulatorOptions, type SubmitJobOptions } from '../../src/sim/index.js';
 import { sharedRealServer, startRealServer, type RealServer, type RealServerOptions } from './real-server.js';
 
 export type Backend = 'sim' | 'real';
+
+const WORKFLOWS = dwsResource('workflows', 'v1alpha7');
 
 export interface ClusterOptions {
   computeName: string;
@@ -43,6 +45,8 @@ export interface Cluster {
   /** Create in 'default' when no namespace is set. The simulator keeps a uid set by the caller; kube-apiserver assigns its own. */
   create<T extends KubeObject>(rt: ResourceType, obj: T): Promise<T>;
   get<T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string): Promise<T | undefined>;
+  /** Workflow default/<name> without a request: the simulator's store, or the real backend's controller cache. */
+  peekWorkflow(name: string): Workflow | undefined;
   patchMerge<T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown): Promise<T>;
   delete(rt: ResourceType, ns: string | undefined, name: string): Promise<void>;
   close(): Promise<void>;
@@ -66,6 +70,7 @@ async function simCluster(opts: ClusterOptions): Promise<Cluster> {
     advance: async (name, state) => sim.advance(name, state),
     create: async (rt, obj) => sim.create(rt, obj),
     get: async <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string) => sim.get<T>(rt, ns, name),
+    peekWorkflow: (name) => sim.get<Workflow>(WORKFLOWS, 'default', name),
     patchMerge: async <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown) => sim.patchMerge<T>(rt, ns, name, patch),
     delete: async (rt, ns, name) => sim.delete(rt, ns, name),
     close: () => sim.close(),
@@ -129,6 +134,7 @@ async function realCluster(opts: ClusterOptions): Promise<Cluster> {
       return c.create(rt, ns, { apiVersion: rt.group ? `${rt.group}/${rt.version}` : rt.version, kind: rt.kind, ...obj, metadata: { ...metadata, ...(ns ? { namespace: ns } : {}) } } as typeof obj);
     },
     get: <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string) => c.tryGet<T>(rt, nsOf(rt, ns), name),
+    peekWorkflow: (name) => controllers?.store.peek(controllers.resources.workflows, 'default', name) as Workflow | undefined,
     patchMerge: <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown) => c.patch<T>(rt, nsOf(rt, ns), name, patch, 'merge'),
     async delete(rt, ns, name) {
       try {

@@ -4,12 +4,11 @@
  *   skip (Go missing, one line of TAP) or a server of its own and a temp dir, both removed in
  *   the file's teardown. Under CI=true a server that cannot be built or started fails the file.
  * - `sharedRealServer()`: one server per test process, shared by the harnesses of a file that
- *   runs on both backends (a cold start costs 5-30 s on 2 cores), stopped when the file ends.
+ *   runs on both backends (a cold start costs 5-30 s on 2 cores), killed when the process exits.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import tap from 'tap';
 import { realApiServerSkipReason, startRealApiServer, type RealApiServer, type RealApiServerOptions } from './apiserver.js';
 
 export type RealServer = RealApiServer;
@@ -52,17 +51,8 @@ export async function realServerOrSkip(t: Teardowns, opts: RealServerOptions & {
 
 let shared: Promise<RealServer> | undefined;
 
-/** The process's shared server (default options), started on first use and stopped when the file's tests end. */
+/** The process's shared server (default options), started on first use, killed when the process exits. */
 export function sharedRealServer(): Promise<RealServer> {
-  if (!shared) {
-    const started = startRealApiServer();
-    shared = started;
-    // The child process keeps the event loop alive, so stop it from the root test's teardown
-    // (beforeExit would never come).
-    tap.teardown(async () => {
-      const s = await started.catch(() => undefined);
-      await s?.stop();
-    });
-  }
+  shared ??= startRealApiServer({ stopAtExit: true });
   return shared;
 }

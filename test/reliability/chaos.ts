@@ -32,9 +32,9 @@ import { preRunFinished } from '../../src/domain/workflow-assessment.js';
 import { formatJobId } from '../../src/contract/jobid.js';
 import { dwsResource } from '../../src/kube/resource.js';
 import { parseEnvFileWithFacts } from '../../src/contract/env-file.js';
-import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { writeKubeconfigFile } from '../../src/sim/kubeconfig.js';
 import { startCountingProxy, type CountingProxy } from '../../bench/counting-proxy.js';
+import { startCluster, type Backend, type Cluster } from '../helpers/cluster.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 const NODE = 'compute-chaos';
@@ -42,8 +42,18 @@ const ALLOWED = ['DW_', 'NNF_'];
 
 export type FaultKind = 'drop' | 'stall' | 'expire' | '429' | '500' | '503' | 'restart';
 export const FAULT_KINDS: readonly FaultKind[] = ['drop', 'stall', 'expire', '429', '500', '503', 'restart'];
+/**
+ * What can be done to a real kube-apiserver from outside: connections cut or stalled (the
+ * proxy), etcd compacted, the server restarted on its etcd data. 429s of the real server come
+ * from its in-flight limit (test/real/faults.test.ts); 500/503 cannot be provoked.
+ */
+export const REAL_FAULT_KINDS: readonly FaultKind[] = ['drop', 'stall', 'expire', 'restart'];
 
 export interface ChaosOptions {
+  /** Default 'sim'. On 'real': kube-apiserver (test/apiserver) with the controllers acting through its API, REAL_FAULT_KINDS. */
+  backend?: Backend;
+  /** Real backend: at most one kube-apiserver restart per this many ms (a restart costs seconds). Default 20 s. */
+  restartEveryMs?: number;
   jobs: number;
   /** Jobs in flight at once. */
   concurrency: number;
@@ -68,6 +78,7 @@ export interface ChaosReport {
   delivered: number;
   faults: Record<FaultKind, number>;
   problems: string[];
+  backend: Backend;
   /** PreRun finished (seen in the simulator) -> delivered, ms. */
   delays: number[];
   /** Degraded -> ok periods of the daemon's connection, ms. */
@@ -91,16 +102,32 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const dir = await mkdtemp(join(tmpdir(), 'nnf-env-chaos-'));
   const problems: string[] = [];
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
-  let sim: Simulator | undefined;
+  const backend = opts.backend ?? 'sim';
+  const kinds = backend === 'sim' ? FAULT_KINDS : REAL_FAULT_KINDS;
+  let cluster: Cluster | undefined;
   let proxy: CountingProxy | undefined;
   let daemon: DaemonHandle | undefined;
   const timers: NodeJS.Timeout[] = [];
+  // The fault being injected (a real restart takes seconds): awaited before closing.
+  let injecting: Promise<void> = Promise.resolve();
   let stopping = false;
   try {
-    sim = await startSimulator({ computeName: NODE, rabbitName: 'rabbit-chaos', ports: '0', userContainers: false, stepDelayMs: 5, historySize: 2000, bookmarkIntervalMs: 1000 });
-    proxy = await startCountingProxy({ host: '127.0.0.1', port: Number(new URL(sim.url).port) });
+    cluster = await startCluster(backend, {
+      computeName: NODE,
+      rabbitName: 'rabbit-chaos',
+      sim: { ports: '0', userContainers: false, stepDelayMs: 5, historySize: 2000, bookmarkIntervalMs: 1000 },
+      // A server of its own, so that it can be restarted on its etcd data.
+      ...(backend === 'real' ? { server: {} } : {}),
+    });
     const kubeconfig = join(dir, 'kubeconfig');
-    await writeKubeconfigFile(kubeconfig, { server: proxy.url });
+    if (backend === 'sim') {
+      proxy = await startCountingProxy({ host: '127.0.0.1', port: Number(new URL(cluster.sim.url).port) });
+      await writeKubeconfigFile(kubeconfig, { server: proxy.url });
+    } else {
+      // nnf-envd with the service account bound only to the shipped role, through the proxy (TLS end to end).
+      proxy = await startCountingProxy({ host: '127.0.0.1', port: cluster.real.port }, { scheme: 'https' });
+      await writeKubeconfigFile(kubeconfig, { server: proxy.url, caPem: cluster.real.caPem, token: cluster.real.token });
+    }
     await writeFile(join(dir, 'hosts'), '127.0.0.1 localhost\n');
     const loaded = await loadConfig({
       argvFlags: {
@@ -151,16 +178,43 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     });
 
     // --- faults
-    const s = sim;
+    const c = cluster;
     const p = proxy;
     // Every kind in turn, in a new random order each round.
     let order: FaultKind[] = [];
     let lastKind: FaultKind | undefined;
+    let lastRestart = -Infinity;
+    const injectReal = async (kind: FaultKind): Promise<void> => {
+      switch (kind) {
+        case 'drop':
+          await p.outage(0);
+          break;
+        case 'stall':
+          p.stall(opts.stallMs);
+          break;
+        case 'expire':
+          // Twice in a row without writes between is "required revision has been compacted": nothing new to drop.
+          await c.real.compact().catch((err: unknown) => {
+            if (!/has been compacted/.test((err as Error).message)) throw err;
+          });
+          await p.outage(0);
+          break;
+        case 'restart':
+          lastRestart = performance.now();
+          await c.restartServer();
+          break;
+        default:
+          throw new RangeError(`no ${kind} fault on the real server`);
+      }
+    };
     const injectOne = async (): Promise<void> => {
-      if (order.length === 0) order = [...FAULT_KINDS].sort(() => Math.random() - 0.5);
-      const kind = order.pop()!;
+      if (order.length === 0) order = [...kinds].sort(() => Math.random() - 0.5);
+      let kind = order.pop()!;
+      if (kind === 'restart' && backend === 'real' && performance.now() - lastRestart < (opts.restartEveryMs ?? 20_000)) kind = 'drop';
       lastKind = kind;
       faults[kind]++;
+      if (backend === 'real') return injectReal(kind);
+      const s = c.sim;
       switch (kind) {
         case 'drop':
           s.faults.dropWatches();
@@ -187,7 +241,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const scheduleFault = (): void => {
       if (stopping) return;
       const t = setTimeout(() => {
-        void injectOne().finally(scheduleFault);
+        injecting = injectOne()
+          .catch((err: unknown) => void problems.push(`fault injection failed: ${(err as Error).message}`))
+          .finally(scheduleFault);
         // A stall is left alone until the daemon's silence detection has had to act.
       }, opts.faultEveryMs * (0.5 + Math.random()) + (lastKind === 'stall' ? opts.stallMs : 0));
       timers.push(t);
@@ -199,7 +255,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const now = performance.now();
       for (const j of byName.values()) {
         if (j.finishedAt !== undefined) continue;
-        const wf = s.get<Workflow>(WF, 'default', `fluxjob-${j.id}`);
+        const wf = c.peekWorkflow(`fluxjob-${j.id}`);
         if (wf && preRunFinished(wf)) j.finishedAt = now;
       }
     }, 20);
@@ -249,7 +305,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         const name = formatJobId(id, 'f58plain');
         const job: JobTrack = { id, name, deliveredCount: 0 };
         byName.set(name, job);
-        s.submitJob({ jobId: id, userID: 1000 + (k % 50), containerName: `app-${k % 7}`, numPorts: 1 + (k % 3) });
+        await c.submitJob({ jobId: id, userID: 1000 + (k % 50), containerName: `app-${k % 7}`, numPorts: 1 + (k % 3) });
         // The prolog's PUT, retried as the prolog would while the daemon is busy.
         for (let attempt = 0; ; attempt++) {
           try {
@@ -267,7 +323,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }
         delivered++;
         // Content: the workflow's env (as it is now: final) + the per-node variables, nothing else.
-        const wf = s.get<Workflow>(WF, 'default', `fluxjob-${id}`)!;
+        const wf = (await c.get<Workflow>(WF, 'default', `fluxjob-${id}`))!;
         const want = Object.fromEntries(Object.entries(wf.status?.env ?? {}).filter(([k2]) => ALLOWED.some((pre) => k2.startsWith(pre)) && !(PER_NODE_VARIABLES as readonly string[]).includes(k2)));
         const file = join(jobsDir, `${name}.env`);
         const { vars } = parseEnvFileWithFacts(await readFile(file), file);
@@ -294,6 +350,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     for (const d of degradedPeriods) if (d > opts.recoveryBoundMs) problems.push(`connection degraded for ${Math.round(d)} ms (bound ${opts.recoveryBoundMs} ms)`);
     const st = daemon.status() as { watches?: Record<string, unknown> };
     return {
+      backend,
       jobs: opts.jobs,
       delivered,
       faults,
@@ -307,10 +364,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   } finally {
     stopping = true;
     for (const t of timers) clearTimeout(t);
-    sim?.faults.resumeWatches();
+    await injecting;
+    if (cluster?.backend === 'sim') cluster.sim.faults.resumeWatches();
     await daemon?.stop();
     await proxy?.close();
-    await sim?.close();
+    await cluster?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
