@@ -1,5 +1,5 @@
 /**
- * The simulator in this process and the built nnf-envd as a child process, configured like
+ * The simulator in this process (or the real kube-apiserver, backend 'real') and the built nnf-envd as a child process, configured like
  * the daemon tests (test/daemon/harness.ts) do it: the benchmarks' rig. The daemon is its own
  * process so that its CPU and memory are its own and the simulator's work does not delay it.
  */
@@ -8,6 +8,7 @@ import { getJob, health } from '../src/api/client.js';
 import { flagName, type ConfigKey } from '../src/config/schema.js';
 import { startHarness, type Harness } from '../test/daemon/harness.js';
 import type { SimulatorOptions } from '../src/sim/index.js';
+import type { Backend } from '../test/helpers/cluster.js';
 import { nnfEnvdBin, until } from './lib.js';
 
 export interface Rig {
@@ -20,8 +21,8 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-export async function startRig(opts: { sim?: SimulatorOptions; config?: Record<string, string> } = {}): Promise<Rig> {
-  const h = await startHarness({ noDaemon: true, sim: { controllers: false, ...opts.sim }, config: { PROBE_PORTS: 'false', ...opts.config } });
+export async function startRig(opts: { backend?: Backend; sim?: SimulatorOptions; config?: Record<string, string> } = {}): Promise<Rig> {
+  const h = await startHarness({ backend: opts.backend ?? 'sim', noDaemon: true, sim: { controllers: false, ...opts.sim }, config: { PROBE_PORTS: 'false', ...opts.config } });
   const args = [nnfEnvdBin];
   for (const [k, v] of Object.entries(h.flags)) args.push(`${flagName(k as ConfigKey)}=${v}`);
   const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });

@@ -4,8 +4,12 @@
  * fieldSelector metadata.name=<workflow>, list then watch. Reports one JSON line when all have
  * synced, then one when all saw PreRun finished (or the deadline passed).
  *
- *   node herd-watchers.js --kubeconfig FILE --name WORKFLOW --n N [--jitter MS] [--list-rv0] [--deadline MS]
+ *   node herd-watchers.js --kubeconfig FILE --name WORKFLOW --n N [--jitter MS] [--list-rv0] [--watch-list] [--deadline MS]
+ *
+ * --watch-list: no list; one watch with sendInitialEvents=true (kube-apiserver's WatchList),
+ * synced at the bookmark that ends the initial events: one request per node.
  */
+import { setMaxListeners } from 'node:events';
 import { parseArgs } from 'node:util';
 import { KubeClient, type ListOptions, type WatchOptions } from '../src/kube/client.js';
 import { resolveConnection } from '../src/kube/connection.js';
@@ -22,6 +26,7 @@ const { values } = parseArgs({
     n: { type: 'string' },
     jitter: { type: 'string', default: '0' },
     'list-rv0': { type: 'boolean', default: false },
+    'watch-list': { type: 'boolean', default: false },
     deadline: { type: 'string', default: '60000' },
   },
 });
@@ -40,17 +45,64 @@ const connection = await resolveConnection({
 
 interface Watcher {
   client: KubeClient;
-  reflector: Reflector<Workflow>;
+  /** Reflector variants: listing and watching. */
+  reflector: Reflector<Workflow> | undefined;
+  /** Watch-list variant: the initial events ended. */
+  synced: boolean;
   requests: number;
   throttled: number;
   finishedAt: number | undefined;
 }
 
 const watchers: Watcher[] = [];
+const abort = new AbortController();
+// One listener per watcher on the shared signal.
+setMaxListeners(0, abort.signal);
+
+/** One watch with sendInitialEvents: ADDED for what exists, the initial-events-end bookmark, then changes. */
+async function watchList(w: Watcher): Promise<void> {
+  w.requests++;
+  let stream;
+  try {
+    stream = await w.client.watch(WF, { namespace: 'default', fieldSelector: `metadata.name=${values.name}`, resourceVersion: '', sendInitialEvents: true, allowWatchBookmarks: true, timeoutSeconds: 600, signal: abort.signal });
+  } catch (err) {
+    if (err instanceof KubeApiError && err.status === 429) w.throttled++;
+    process.stderr.write(`watch-list failed: ${(err as Error).message}\n`);
+    return;
+  }
+  const decoder = new TextDecoder();
+  let buf = '';
+  try {
+    for await (const chunk of stream) {
+      buf += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (!line.trim()) continue;
+        const ev = JSON.parse(line) as { type: string; object: Workflow };
+        if (ev.type === 'BOOKMARK') {
+          if (ev.object.metadata.annotations?.['k8s.io/initial-events-end'] === 'true') w.synced = true;
+        } else if ((ev.type === 'ADDED' || ev.type === 'MODIFIED') && w.finishedAt === undefined && preRunFinished(ev.object)) {
+          w.finishedAt = now();
+        }
+      }
+    }
+  } catch {
+    // aborted at the end
+  }
+}
 const t0 = now();
 for (let i = 0; i < n; i++) {
   const client = new KubeClient({ connection, userAgent: 'nnf-env-herd' });
-  const w: Watcher = { client, reflector: undefined as never, requests: 0, throttled: 0, finishedAt: undefined };
+  const w: Watcher = { client, reflector: undefined, synced: false, requests: 0, throttled: 0, finishedAt: undefined };
+  if (values['watch-list']) {
+    watchers.push(w);
+    const start = () => void watchList(w);
+    if (jitter > 0) setTimeout(start, Math.random() * jitter);
+    else start();
+    continue;
+  }
   // Counts what each node asks of the server; optionally lists from the watch cache (resourceVersion=0).
   const counted = {
     list: async <T extends KubeObject>(rt: ResourceType, o: ListOptions = {}) => {
@@ -72,14 +124,15 @@ for (let i = 0; i < n; i++) {
       }
     },
   };
-  w.reflector = new Reflector<Workflow>({ client: counted, resource: WF, namespace: 'default', fieldSelector: `metadata.name=${values.name}`, backoffInitialMs: 100, backoffMaxMs: 5000 });
+  const reflector = new Reflector<Workflow>({ client: counted, resource: WF, namespace: 'default', fieldSelector: `metadata.name=${values.name}`, backoffInitialMs: 100, backoffMaxMs: 5000 });
   const check = (o: Workflow) => {
     if (w.finishedAt === undefined && preRunFinished(o)) w.finishedAt = now();
   };
-  w.reflector.on('added', check);
-  w.reflector.on('updated', check);
+  reflector.on('added', check);
+  reflector.on('updated', check);
+  w.reflector = reflector;
   watchers.push(w);
-  const start = () => w.reflector.start();
+  const start = () => reflector.start();
   if (jitter > 0) setTimeout(start, Math.random() * jitter);
   else start();
 }
@@ -89,7 +142,7 @@ const until = async (cond: () => boolean, ms: number) => {
   while (!cond() && now() < end) await new Promise((r) => setTimeout(r, 2));
   return cond();
 };
-const allWatching = await until(() => watchers.every((w) => w.reflector.state === 'watching'), deadline);
+const allWatching = await until(() => watchers.every((w) => (w.reflector ? w.reflector.state === 'watching' : w.synced)), deadline);
 print({ event: 'synced', ok: allWatching, ms: now() - t0, requests: watchers.reduce((a, w) => a + w.requests, 0), throttled: watchers.reduce((a, w) => a + w.throttled, 0) });
 await until(() => watchers.every((w) => w.finishedAt !== undefined), deadline);
 print({
@@ -98,5 +151,6 @@ print({
   requests: watchers.map((w) => w.requests),
   throttled: watchers.reduce((a, w) => a + w.throttled, 0),
 });
-await Promise.all(watchers.map((w) => w.reflector.stop()));
+abort.abort();
+await Promise.all(watchers.map((w) => w.reflector?.stop()));
 await Promise.all(watchers.map((w) => w.client.close()));

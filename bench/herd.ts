@@ -4,7 +4,8 @@
  * is in progress; then PreRun finishes. Measured: the time from the write that finishes PreRun
  * until each watcher holds it (all N), requests per node, 429s, and the API server's CPU
  * seconds and peak RSS over the run. Variants: plain list+watch (nnf-envd today), lists with
- * resourceVersion=0 (served from the watch cache), start jitter.
+ * resourceVersion=0 (served from the watch cache), start jitter, and a watch list (no list: one
+ * watch with sendInitialEvents=true; kube-apiserver only; the simulator serves it too).
  *
  * Backends: the simulator (in this process: its CPU and RSS are this process's) and the real
  * kube-apiserver (test/apiserver/, a process of its own: /proc/<pid>).
@@ -25,8 +26,8 @@ import { benchDir, percentile } from './lib.js';
 const WF = dwsResource('workflows', 'v1alpha7');
 const NAME = 'fluxjob-424242';
 
-export type HerdVariant = 'list+watch' | 'list rv=0' | 'jitter 1s';
-export const HERD_VARIANTS: readonly HerdVariant[] = ['list+watch', 'list rv=0', 'jitter 1s'];
+export type HerdVariant = 'list+watch' | 'list rv=0' | 'jitter 1s' | 'watch-list';
+export const HERD_VARIANTS: readonly HerdVariant[] = ['list+watch', 'list rv=0', 'jitter 1s', 'watch-list'];
 
 export interface HerdRow {
   backend: 'sim' | 'real';
@@ -132,6 +133,7 @@ async function herdOnce(api: Api, backend: 'sim' | 'real', variant: HerdVariant,
   const args = [join(benchDir, 'herd-watchers.js'), '--kubeconfig', api.kubeconfig, '--name', NAME, '--n', String(n), '--deadline', '60000'];
   if (variant === 'list rv=0') args.push('--list-rv0');
   if (variant === 'jitter 1s') args.push('--jitter', '1000');
+  if (variant === 'watch-list') args.push('--watch-list');
   const cpu0 = api.meter.cpuSeconds();
   let peakRss = api.meter.rssMiB();
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, api.meter.rssMiB())), 50);

@@ -14,11 +14,13 @@ import { formatJobId } from '../src/contract/jobid.js';
 import { dwsResource } from '../src/kube/resource.js';
 import { benchDir, nnfEnvBin, summarize, until, type Summary } from './lib.js';
 import { startRig, type Rig } from './daemon-rig.js';
+import type { Backend } from '../test/helpers/cluster.js';
 import { benchWorkflow, jobIdOf, workflowName } from './workflows.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 
 export interface LatencyResult {
+  backend: Backend;
   single: { files: Summary; prolog: Summary };
   concurrent: { jobs: number; files: Summary; patchLoopMs: number };
   inARow: { jobs: number; files: Summary; first100p50: number; last100p50: number; seconds: number };
@@ -73,9 +75,15 @@ async function synced(rig: Rig, id: bigint): Promise<void> {
   await until(`job ${id} sees its workflow`, async () => (await getJob(rig.h.socketPath, id.toString())).workflow?.state === 'PreRun', 30_000, 2);
 }
 
-function finish(rig: Rig, i: number): bigint {
+/**
+ * PreRun finished: the simulator's in-process write, or on the real server the PATCH request
+ * (its clock starts when the request leaves, so etcd's commit is inside the figure).
+ */
+async function finish(rig: Rig, i: number): Promise<bigint> {
   const at = process.hrtime.bigint();
-  rig.h.sim.patchMerge(WF, 'default', workflowName(i), { status: { ready: true, status: 'Completed', message: '' } });
+  const patch = { status: { ready: true, status: 'Completed', message: '' } };
+  if (rig.h.backend === 'sim') rig.h.sim.patchMerge(WF, 'default', workflowName(i), patch);
+  else await rig.h.cluster.patchMerge(WF, 'default', workflowName(i), patch);
   return at;
 }
 
@@ -84,7 +92,7 @@ const ms = (ns: bigint): number => Number(ns) / 1e6;
 /** `batch` jobs tracked and synced, then all finished at once. */
 async function batch(rig: Rig, w: Watcher, n: number): Promise<{ lat: number[]; patchLoopMs: number }> {
   const idx = Array.from({ length: n }, () => nextIndex++);
-  for (const i of idx) rig.h.sim.create(WF, inProgress(i));
+  for (const i of idx) await rig.h.cluster.create(WF, inProgress(i));
   await Promise.all(idx.map((i) => trackJob(rig.h.socketPath, jobIdOf(i).toString(), 1050)));
   for (const i of idx) await synced(rig, jobIdOf(i));
   await w.dump();
@@ -96,7 +104,7 @@ async function batch(rig: Rig, w: Watcher, n: number): Promise<{ lat: number[]; 
   // lets the uncork (queued first) write the event, and nothing else: no I/O is polled, so the
   // 100 changes still go out back to back.
   for (const i of idx) {
-    at.set(i, finish(rig, i));
+    at.set(i, await finish(rig, i));
     await new Promise<void>((r) => process.nextTick(r));
   }
   const patchLoopMs = ms(process.hrtime.bigint() - t0);
@@ -117,7 +125,7 @@ async function batch(rig: Rig, w: Watcher, n: number): Promise<{ lat: number[]; 
 async function viaProlog(rig: Rig, w: Watcher): Promise<{ file: number; prolog: number }> {
   const i = nextIndex++;
   const id = jobIdOf(i);
-  rig.h.sim.create(WF, inProgress(i));
+  await rig.h.cluster.create(WF, inProgress(i));
   await w.dump();
   const proc = spawn(process.execPath, [nnfEnvBin, 'prolog'], { env: { ...rig.cliEnv, FLUX_JOB_ID: formatJobId(id, 'f58'), FLUX_JOB_USERID: '1050' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
@@ -132,7 +140,7 @@ async function viaProlog(rig: Rig, w: Watcher): Promise<{ file: number; prolog: 
   }, 30_000, 2);
   // The prolog is in its long poll once the job is tracked (it asks right after the PUT).
   await new Promise((r) => setTimeout(r, 30));
-  const at = finish(rig, i);
+  const at = await finish(rig, i);
   const { code, at: end } = await exited;
   if (code !== 0) throw new Error(`nnf-env prolog exited ${code}: ${err}`);
   const seen = await dumpUntil(w, [`${formatJobId(id, 'f58plain')}.env`]);
@@ -141,8 +149,9 @@ async function viaProlog(rig: Rig, w: Watcher): Promise<{ file: number; prolog: 
   return { file: ms(t - at), prolog: ms(end - at) };
 }
 
-export async function runLatency(opts: { single: number; concurrent: number; inARow: number; log: (s: string) => void }): Promise<LatencyResult> {
-  const rig = await startRig();
+export async function runLatency(opts: { backend?: Backend; single: number; concurrent: number; inARow: number; log: (s: string) => void }): Promise<LatencyResult> {
+  const backend = opts.backend ?? 'sim';
+  const rig = await startRig({ backend });
   const w = await startWatcher(rig.h.jobsDir);
   try {
     const files: number[] = [];
@@ -163,6 +172,7 @@ export async function runLatency(opts: { single: number; concurrent: number; inA
     const seconds = (performance.now() - t0) / 1000;
     opts.log(`  ${opts.inARow} in a row: p50 ${summarize(row).p50.toFixed(1)} ms, p99 ${summarize(row).p99.toFixed(1)} ms (${seconds.toFixed(1)} s)`);
     return {
+      backend,
       single: { files: summarize(files), prolog: summarize(prolog) },
       concurrent: { jobs: opts.concurrent, files: summarize(c.lat), patchLoopMs: c.patchLoopMs },
       inARow: { jobs: opts.inARow, files: summarize(row), first100p50: summarize(row.slice(0, 100)).p50, last100p50: summarize(row.slice(-100)).p50, seconds },

@@ -6,6 +6,8 @@
  *
  * --quick: smaller sizes (about a minute; prints, writes nothing unless --out is given).
  * --only:  throughput, latency, fanout, footprint, commands, probe, herd.
+ * --real-fanout 100,1000: the fan-out sizes on the real server (default as the simulator's).
+ * --herd 100,500: the herd sizes.
  * Sections that can run on the real kube-apiserver (test/apiserver/, needs Go) run on both
  * backends side by side; without Go they run on the simulator and say why.
  * Job files go to a tmpfs directory (/dev/shm) when there is one, as /run/nnf-env is in
@@ -42,8 +44,8 @@ if (!process.env.TMPDIR && existsSync('/dev/shm')) process.env.TMPDIR = '/dev/sh
 const log = (s: string): void => void process.stderr.write(s + '\n');
 
 const sizes = quick
-  ? { events: 20_000, rounds: 1, single: 10, concurrent: 100, inARow: 100, fanout: [100, 1000], updates: 3, footprintJobs: 200, window: 5, commandRuns: 5, herd: [100, 500] }
-  : { events: 100_000, rounds: 3, single: 20, concurrent: 100, inARow: 1000, fanout: [100, 1000, 10_000], updates: 3, footprintJobs: 1000, window: 60, commandRuns: 20, herd: [100, 500, 2000] };
+  ? { events: 20_000, rounds: 1, single: 10, concurrent: 100, inARow: 100, fanout: [100, 1000], updates: 3, footprintJobs: 200, window: 5, commandRuns: 5, herd: [100, 500], realFanout: [100, 1000] }
+  : { events: 100_000, rounds: 3, single: 20, concurrent: 100, inARow: 1000, fanout: [100, 1000, 10_000], updates: 3, footprintJobs: 1000, window: 60, commandRuns: 20, herd: [100, 500, 2000], realFanout: [100, 1000, 10_000] };
 
 interface Results {
   machine: MachineInfo;
@@ -51,8 +53,8 @@ interface Results {
   quick: boolean;
   seconds: number;
   throughput?: WatchThroughputResult;
-  latency?: LatencyResult;
-  fanout?: FanoutResult;
+  latency?: LatencyResult[];
+  fanout?: FanoutResult[];
   footprint?: FootprintResult;
   commands?: string;
   probe?: ProbeResult;
@@ -62,8 +64,8 @@ interface Results {
   failures: string[];
 }
 
-async function section<T>(name: string, results: Results, fn: () => Promise<T>): Promise<T | undefined> {
-  if (!want(name)) return undefined;
+async function section<T>(name: string, results: Results, fn: () => Promise<T>, selector = name): Promise<T | undefined> {
+  if (!want(selector)) return undefined;
   log(`== ${name}`);
   const t0 = performance.now();
   try {
@@ -121,42 +123,51 @@ function render(r: Results): string {
     out.push(`All rounds (events/s): nnf-env ${t.all.nnf.map((x) => fmt.n(x.eventsPerSecond)).join(', ')}; peer ${t.all.peer.map((x) => fmt.n(x.eventsPerSecond)).join(', ')}.`);
     out.push('');
   }
-  const l = r.latency;
-  if (l) {
-    out.push('### Delivery latency (PreRun finished in the simulator -> job files)');
+  const ls = r.latency;
+  if (ls?.length) {
+    out.push('### Delivery latency (PreRun finished -> job files)');
     out.push('');
-    out.push('| case | n | p50 ms | p99 ms | min ms | max ms |');
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: |');
-    const row = (name: string, s: { n: number; p50: number; p99: number; min: number; max: number }) => out.push(`| ${name} | ${s.n} | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.min)} | ${ms(s.max)} |`);
-    row('one job -> env file in place', l.single.files);
-    row('one job -> `nnf-env prolog` returns', l.single.prolog);
-    row(`${l.concurrent.jobs} concurrent jobs -> env files`, l.concurrent.files);
-    row(`${l.inARow.jobs} jobs in a row -> env files`, l.inARow.files);
+    out.push('PreRun finished: on the simulator its in-process write (the event leaves as it is committed); on the real kube-apiserver the moment the PATCH request leaves (etcd\'s commit and the watch cache are inside the figure). The daemon is its own process (nnf-envd, the service account bound to the shipped role on the real server), files timed by inotify in another process.');
+    if (r.realSkipped) out.push(`\nReal server: not run (${r.realSkipped}).`);
     out.push('');
-    out.push(`The simulator took ${ms(l.concurrent.patchLoopMs)} ms to write the ${l.concurrent.jobs} changes, back to back, each sent as it is committed (each job's figure starts at its own change). ${l.inARow.jobs} in a row: p50 of the first 100 ${ms(l.inARow.first100p50)} ms, of the last 100 ${ms(l.inARow.last100p50)} ms (${l.inARow.seconds.toFixed(1)} s for all, track + watch + deliver each). Goal p99 < 50 ms for 100 concurrent: **${l.concurrent.files.p99 < 50 ? 'met' : 'not met'}** (${ms(l.concurrent.files.p99)} ms).`);
-    out.push('');
-  }
-  const f = r.fanout;
-  if (f) {
-    out.push('### Fan-out: what the API server spends on one node');
-    out.push('');
-    out.push(`Bytes the server sends to one node (TCP, plain HTTP, list + watch), every workflow updated ${f.rows[0]?.updates ?? '?'} times, and the watch connections the node holds.`);
-    out.push('');
-    out.push('| workflows | per-job watch | conns | discovery=computes | conns | naive namespace watch | conns |');
-    out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const x of f.rows) {
-      out.push(`| ${fmt.n(x.workflows)} | ${fmt.bytes(x.perJob.bytes)} | ${x.perJob.connections} | ${fmt.bytes(x.computes.bytes)} | ${x.computes.connections} | ${fmt.bytes(x.naive.bytes)} | ${x.naive.connections} |`);
+    out.push('| server | case | n | p50 ms | p99 ms | min ms | max ms |');
+    out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const l of ls) {
+      const row = (name: string, s: { n: number; p50: number; p99: number; min: number; max: number }) => out.push(`| ${l.backend} | ${name} | ${s.n} | ${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.min)} | ${ms(s.max)} |`);
+      row('one job -> env file in place', l.single.files);
+      row('one job -> `nnf-env prolog` returns', l.single.prolog);
+      row(`${l.concurrent.jobs} concurrent jobs -> env files`, l.concurrent.files);
+      row(`${l.inARow.jobs} jobs in a row -> env files`, l.inARow.files);
     }
-    const e = f.extrapolated;
-    out.push(`| **${fmt.n(e.workflows)}** (extrapolated, per node) | **${fmt.bytes(e.perJob)}** | 1 | **${fmt.bytes(e.computes)}** | 2 | **${fmt.bytes(e.naive)}** | 1 |`);
-    out.push(`| **${fmt.n(e.workflows)} nodes, one job each** (whole cluster) | **${fmt.bytes(e.clusterPerJob)}** | ${fmt.n(e.workflows)} | **${fmt.bytes(e.clusterComputes)}** | ${fmt.n(2 * e.workflows)} | **${fmt.bytes(e.clusterNaive)}** | ${fmt.n(e.workflows)} |`);
     out.push('');
-    const first = f.rows[0];
-    const last = f.rows[f.rows.length - 1];
-    if (first && last) {
-      out.push(`Per-node cost from ${fmt.n(first.workflows)} to ${fmt.n(last.workflows)} workflows: per-job x${(last.perJob.bytes / first.perJob.bytes).toFixed(2)}, computes x${(last.computes.bytes / first.computes.bytes).toFixed(1)}, naive x${(last.naive.bytes / first.naive.bytes).toFixed(1)}.`);
+    for (const l of ls) {
+      out.push(`${l.backend}: the ${l.concurrent.jobs} changes took ${ms(l.concurrent.patchLoopMs)} ms to write, back to back (each job's figure starts at its own change). ${l.inARow.jobs} in a row: p50 of the first 100 ${ms(l.inARow.first100p50)} ms, of the last 100 ${ms(l.inARow.last100p50)} ms (${l.inARow.seconds.toFixed(1)} s for all, track + watch + deliver each). Goal p99 < 50 ms for 100 concurrent: **${l.concurrent.files.p99 < 50 ? 'met' : 'not met'}** (${ms(l.concurrent.files.p99)} ms).`);
       out.push('');
     }
+  }
+  const fs = r.fanout;
+  if (fs?.length) {
+    out.push('### Fan-out: what the API server spends on one node');
+    out.push('');
+    out.push(`Bytes the server sends to one node (TCP: plain HTTP on the simulator, TLS on the real kube-apiserver; list + watch), every workflow updated ${fs[0]?.rows[0]?.updates ?? '?'} times, and the watch connections the node holds.`);
+    out.push('');
+    out.push('| server | workflows | per-job watch | conns | discovery=computes | conns | naive namespace watch | conns | s |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const f of fs) {
+      for (const x of f.rows) {
+        out.push(`| ${f.backend} | ${fmt.n(x.workflows)} | ${fmt.bytes(x.perJob.bytes)} | ${x.perJob.connections} | ${fmt.bytes(x.computes.bytes)} | ${x.computes.connections} | ${fmt.bytes(x.naive.bytes)} | ${x.naive.connections} | ${x.seconds.toFixed(0)} |`);
+      }
+      const e = f.extrapolated;
+      out.push(`| ${f.backend} | **${fmt.n(e.workflows)}** (extrapolated, per node) | **${fmt.bytes(e.perJob)}** | 1 | **${fmt.bytes(e.computes)}** | 2 | **${fmt.bytes(e.naive)}** | 1 | |`);
+      out.push(`| ${f.backend} | **${fmt.n(e.workflows)} nodes, one job each** (whole cluster) | **${fmt.bytes(e.clusterPerJob)}** | ${fmt.n(e.workflows)} | **${fmt.bytes(e.clusterComputes)}** | ${fmt.n(2 * e.workflows)} | **${fmt.bytes(e.clusterNaive)}** | ${fmt.n(e.workflows)} | |`);
+    }
+    out.push('');
+    for (const f of fs) {
+      const first = f.rows[0];
+      const last = f.rows[f.rows.length - 1];
+      if (first && last) out.push(`${f.backend}: per-node cost from ${fmt.n(first.workflows)} to ${fmt.n(last.workflows)} workflows: per-job x${(last.perJob.bytes / first.perJob.bytes).toFixed(2)}, computes x${(last.computes.bytes / first.computes.bytes).toFixed(1)}, naive x${(last.naive.bytes / first.naive.bytes).toFixed(1)}.`);
+    }
+    out.push('');
   }
   const fp = r.footprint;
   if (fp) {
@@ -218,14 +229,24 @@ async function main(): Promise<void> {
   const results: Results = { machine: machineInfo(), command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`, quick, seconds: 0, failures: [] };
   log(`nnf-env benchmarks${quick ? ' (--quick)' : ''}: ${results.machine.cpus} CPUs, ${results.machine.cpuModel}, Node ${results.machine.node}; TMPDIR=${process.env.TMPDIR ?? ''}`);
   results.throughput = await section('throughput', results, () => runWatchThroughput({ events: sizes.events, objects: 1000, rounds: sizes.rounds, log }));
-  results.latency = await section('latency', results, () => runLatency({ single: sizes.single, concurrent: sizes.concurrent, inARow: sizes.inARow, log }));
-  results.fanout = await section('fanout', results, () => runFanout({ sizes: sizes.fanout, updates: sizes.updates, log }));
+  const skip = want('herd') || want('latency') || want('fanout') ? await realServerSkipReason() : undefined;
+  if (skip !== undefined) results.realSkipped = skip;
+  const realToo: Array<'sim' | 'real'> = skip === undefined ? ['sim', 'real'] : ['sim'];
+  // Each section on both servers, one after the other (they share the 2 CPUs).
+  const both = async <T>(name: string, fn: (backend: 'sim' | 'real') => Promise<T>): Promise<T[] | undefined> => {
+    const out: T[] = [];
+    for (const backend of realToo) {
+      const x = await section(`${name} (${backend})`, results, () => fn(backend), name);
+      if (x !== undefined) out.push(x);
+    }
+    return out.length ? out : undefined;
+  };
+  results.latency = await both('latency', (backend) => runLatency({ backend, single: sizes.single, concurrent: sizes.concurrent, inARow: sizes.inARow, log }));
+  results.fanout = await both('fanout', (backend) => runFanout({ backend, sizes: backend === 'real' ? (arg('--real-fanout')?.split(',').map(Number) ?? sizes.realFanout) : sizes.fanout, updates: sizes.updates, log }));
   results.footprint = await section('footprint', results, () => runFootprint({ jobs: sizes.footprintJobs, windowSeconds: sizes.window, log }));
   results.commands = await section('commands', results, () => runCommandsBench(sizes.commandRuns));
   results.probe = await section('probe', results, () => runProbe({ log }));
-  const skip = want('herd') ? await realServerSkipReason() : undefined;
-  if (skip !== undefined) results.realSkipped = skip;
-  results.herd = await section('herd', results, () => runHerd({ backends: skip === undefined ? ['sim', 'real'] : ['sim'], sizes: sizes.herd, log }));
+  results.herd = await section('herd', results, () => runHerd({ backends: realToo, sizes: arg('--herd')?.split(',').map(Number) ?? sizes.herd, log }));
   results.seconds = (performance.now() - t0) / 1000;
 
   const md = render(results);

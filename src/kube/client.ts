@@ -41,6 +41,12 @@ export interface WatchOptions {
   labelSelector?: string;
   timeoutSeconds: number;
   allowWatchBookmarks: true;
+  /**
+   * A watch list (kube-apiserver's WatchList, beta): the current objects come as ADDED events,
+   * then a BOOKMARK annotated `k8s.io/initial-events-end`, with no list request before
+   * (resourceVersionMatch=NotOlderThan is sent with it, as the API requires).
+   */
+  sendInitialEvents?: boolean;
   signal: AbortSignal;
 }
 
@@ -258,6 +264,7 @@ export class KubeClient {
         timeoutSeconds: opts.timeoutSeconds,
         fieldSelector: opts.fieldSelector,
         labelSelector: opts.labelSelector,
+        ...(opts.sendInitialEvents ? { sendInitialEvents: true, resourceVersionMatch: 'NotOlderThan' } : {}),
       },
     };
     try {

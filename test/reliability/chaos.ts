@@ -323,7 +323,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }
         delivered++;
         // Content: the workflow's env (as it is now: final) + the per-node variables, nothing else.
-        const wf = (await c.get<Workflow>(WF, 'default', `fluxjob-${id}`))!;
+        // From the controllers' cache: a real server may be restarting right now.
+        const wf = c.peekWorkflow(`fluxjob-${id}`)!;
         const want = Object.fromEntries(Object.entries(wf.status?.env ?? {}).filter(([k2]) => ALLOWED.some((pre) => k2.startsWith(pre)) && !(PER_NODE_VARIABLES as readonly string[]).includes(k2)));
         const file = join(jobsDir, `${name}.env`);
         const { vars } = parseEnvFileWithFacts(await readFile(file), file);
