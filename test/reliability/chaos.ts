@@ -316,7 +316,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
             await new Promise((r) => setTimeout(r, 200));
           }
         }
-        const st = await getJob(socket, id.toString(), { wait: true, timeoutMs: opts.recoveryBoundMs + 30_000 });
+        let st;
+        try {
+          st = await getJob(socket, id.toString(), { wait: true, timeoutMs: opts.recoveryBoundMs + 30_000 });
+        } catch (err) {
+          // Said with what each side holds, and the run goes on (one job's problem is not the run's end).
+          const wf = c.peekWorkflow(`fluxjob-${id}`);
+          const seen = await getJob(socket, id.toString(), { timeoutMs: 5000 }).catch((e: unknown) => ({ phase: `unknown (${(e as Error).message})` }));
+          problems.push(`job ${name}: ${(err as Error).message}; daemon says ${seen.phase}; workflow ${wf ? `${wf.status?.state}/${wf.status?.status} ready=${wf.status?.ready}` : 'not in the controllers\' cache'}`);
+          continue;
+        }
         if (st.phase !== 'delivered') {
           problems.push(`job ${name} ended ${st.phase}${st.error ? ` (${st.error.code}: ${st.error.message})` : ''}`);
           continue;

@@ -51,7 +51,7 @@ function bigWorkflow(id: bigint, userID: number): Workflow {
   for (let k = 0; k < 9; k++) env[`NNF_BULK_${k}`] = `${id}:${k}:` + 'v'.repeat(60_000);
   return {
     metadata: { name, namespace: 'default' },
-    spec: { desiredState: 'PreRun', wlmID: 'flux', jobID: formatJobId(id, 'f58plain'), userID, groupID: userID, hurry: false, forceReady: false },
+    spec: { desiredState: 'PreRun', wlmID: 'flux', jobID: formatJobId(id, 'f58plain'), userID, groupID: userID, hurry: false, forceReady: false, dwDirectives: [] },
     status: { state: 'PreRun', ready: true, status: 'Completed', env },
   };
 }
