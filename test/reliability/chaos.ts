@@ -96,6 +96,24 @@ interface JobTrack {
   deliveredCount: number;
 }
 
+/**
+ * The workflow as the server has it now. The controllers' cache can be behind the daemon: a
+ * write whose answer a kube-apiserver restart swallowed reaches the daemon's watch before the
+ * controllers' retry. While the real server restarts, GETs are retried (up to ~20 s).
+ */
+async function currentWorkflow(c: Cluster, name: string): Promise<Workflow> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const wf = await c.get<Workflow>(WF, 'default', name);
+      if (wf) return wf;
+    } catch (err) {
+      if (attempt >= 40) throw err;
+    }
+    if (attempt >= 40) throw new Error(`workflow ${name} is gone`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? (() => undefined);
   const t0 = performance.now();
@@ -332,8 +350,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         }
         delivered++;
         // Content: the workflow's env (as it is now: final) + the per-node variables, nothing else.
-        // From the controllers' cache: a real server may be restarting right now.
-        const wf = c.peekWorkflow(`fluxjob-${id}`)!;
+        const wf = await currentWorkflow(c, `fluxjob-${id}`);
         const want = Object.fromEntries(Object.entries(wf.status?.env ?? {}).filter(([k2]) => ALLOWED.some((pre) => k2.startsWith(pre)) && !(PER_NODE_VARIABLES as readonly string[]).includes(k2)));
         const file = join(jobsDir, `${name}.env`);
         const { vars } = parseEnvFileWithFacts(await readFile(file), file);
