@@ -79,9 +79,9 @@ const TYPICAL_VARS: Record<string, string> = {
   NNF_CONTAINER_HOSTNAMES: 'rabbit-node-1',
   NNF_CONTAINER_DOMAIN: 'default.svc.cluster.local',
   NNF_CONTAINER_SUBDOMAIN: `fluxjob-${JOB}`,
-  NNF_CONTAINER_TARGET: 'rabbit-node-1',
-  NNF_LOCAL_RABBIT: 'rabbit-node-1',
-  NNF_LOCAL_RABBIT_ADDRESS: '10.0.0.1',
+  NNF_ENV_CONTAINER_TARGET: 'rabbit-node-1',
+  NNF_ENV_LOCAL_RABBIT: 'rabbit-node-1',
+  NNF_ENV_LOCAL_RABBIT_ADDRESS: '10.0.0.1',
   NNF_ENV_JOB_ID: formatJobId(JOB, 'f58plain'),
 };
 

@@ -3,13 +3,11 @@ import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { NnfEnvError, errorMessage } from '../errors.js';
 import { formatJobId } from '../flux/jobid.js';
-import type { KubeClient } from '../kube/client.js';
-import { KubeApiError } from '../kube/errors.js';
-import { Reflector, reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
-import { SECRETS, dwsResource } from '../kube/resource.js';
-import type { Secret, Workflow } from '../dws/types.js';
-import { assessWorkflow, type JobIdentity } from '../dws/workflow-assessment.js';
+import type { ReflectorSettings } from '../kube/reflector.js';
+import type { Workflow } from '../dws/types.js';
+import type { JobIdentity } from '../dws/workflow-assessment.js';
 import { validateWorkflowEnv } from '../dws/env-policy.js';
+import { withoutMountPaths } from '../dws/mount-paths.js';
 import { workflowNameFor } from '../dws/workflow-name.js';
 import { cleanupStaleTemps, readFileNoFollow, removeFileNoFollow, writeFileAtomic } from '../node/atomic-file.js';
 import { jobFiles } from '../node/job-paths.js';
@@ -17,6 +15,7 @@ import { FINAL_PHASES, type JobPhase, type JobStatus, type PortResult } from '..
 import { probePorts } from '../node/port-probe.js';
 import type { DaemonMetrics } from '../api/metrics.js';
 import type { DaemonEvents } from './events.js';
+import type { EnvWatch, JobEnvSource, SourceView } from './env-source.js';
 import type { HostAddressResolver } from './host-address.js';
 import {
   RESERVED_ENV_BYTES,
@@ -34,9 +33,10 @@ import { isValidId, primaryGidOf, type UserDbOptions } from './user-db.js';
 import type { WatchStats } from './watch-stats.js';
 
 /**
- * The jobs of this node: for each tracked job, watch only its workflow (field selector on the
- * name), decide from each snapshot what its files must say (pure: assessWorkflow, planDelivery)
- * and make the files say it. Level-triggered and idempotent: every change, restart or retry
+ * The jobs of this node: for each tracked job, observe only its environment through the
+ * configured source (its Workflow, or its Flux eventlog: ./env-source.ts), decide from each
+ * answer what its files must say (pure: the source's assessment, planDelivery) and make the
+ * files say it. Level-triggered and idempotent: every change, restart or retry
  * re-runs the same decision on the current state.
  */
 export type JobControllerConfig = Pick<
@@ -58,8 +58,8 @@ export type JobControllerConfig = Pick<
 > & ReflectorSettings;
 
 export interface JobControllerOptions {
-  client: KubeClient;
-  dwsVersion: string;
+  /** Where jobs' environments come from (kube-env-source.ts, flux-env-source.ts). */
+  source: JobEnvSource;
   config: JobControllerConfig;
   jobsDir: string;
   /** This node's rabbit, as the rabbit controller knows it now. */
@@ -109,8 +109,7 @@ interface TrackedJob {
   workflowName: string;
   trackedAt: string;
   status: DaemonJobStatus;
-  watch: Reflector<Workflow> | undefined;
-  synced: boolean;
+  watch: EnvWatch | undefined;
   seenWorkflow: boolean;
   /** The last workflow object seen (for a status after the watch stopped). */
   lastSeen: Workflow | undefined;
@@ -302,7 +301,6 @@ export class JobController {
         timings: { trackedAt },
       }),
       watch: undefined,
-      synced: false,
       seenWorkflow: false,
       lastSeen: undefined,
       previous,
@@ -357,25 +355,10 @@ export class JobController {
 
   private startWatch(job: TrackedJob): void {
     if (job.watch || job.removed || this.stopping) return;
-    const watch = new Reflector<Workflow>({
-      client: this.opts.client,
-      resource: dwsResource('workflows', this.opts.dwsVersion),
-      namespace: job.namespace,
-      fieldSelector: `metadata.name=${job.workflowName}`,
-      ...reflectorOptionsFromConfig(this.config),
-      logger: this.logger.child({ job: job.ident.id }),
-    });
-    job.watch = watch;
-    this.opts.watchStats.add(watch);
-    const kick = () => this.kick(job);
-    watch.on('synced', () => {
-      job.synced = true;
-      kick();
-    });
-    watch.on('added', kick);
-    watch.on('updated', kick);
-    watch.on('deleted', kick);
-    watch.start();
+    job.watch = this.opts.source.watch(
+      { id: job.id, ident: job.ident, namespace: job.namespace, workflowName: job.workflowName, trackedBy: job.source, logger: this.logger.child({ job: job.ident.id }) },
+      () => this.kick(job),
+    );
   }
 
   private async stopWatch(job: TrackedJob): Promise<void> {
@@ -383,7 +366,6 @@ export class JobController {
     if (!w) return;
     job.watch = undefined;
     await w.stop();
-    this.opts.watchStats.retire(w);
   }
 
   /** Level-triggered: one reconcile at a time per job; changes meanwhile cause one more. */
@@ -415,24 +397,23 @@ export class JobController {
   private async reconcile(job: TrackedJob): Promise<void> {
     const phase = job.status.phase;
     if (FINAL_PHASES.includes(phase) || phase === 'probing') return;
-    const watch = job.watch;
-    if (!watch || !job.synced) return;
-    const wf = watch.store.getObject(job.namespace, job.workflowName);
-    if (wf) {
-      job.seenWorkflow = true;
-      job.lastSeen = wf;
-    }
-    const a = assessWorkflow(wf, job.ident, this.config.WLM_ID);
-    switch (a.kind) {
+    const view = job.watch?.view();
+    if (!view) return;
+    const better = job.watch?.workflowName();
+    if (better && better !== job.workflowName) job.workflowName = better;
+    const wf = view.kind === 'absent' ? undefined : view.workflow;
+    if (view.kind !== 'absent') job.seenWorkflow = true;
+    if (wf) job.lastSeen = wf;
+    switch (view.kind) {
       case 'absent':
         if (job.seenWorkflow) return this.fail(job, undefined, 'WORKFLOW_DELETED', `workflow ${job.namespace}/${job.workflowName} was deleted before PreRun finished`);
         return this.noWorkflow(job);
       case 'failed':
-        return this.fail(job, wf, a.code, a.message);
+        return this.fail(job, wf, view.code, view.message);
       case 'waiting':
-        return this.waiting(job, wf!);
+        return this.waiting(job, wf);
       case 'ready':
-        return this.deliver(job, wf!);
+        return this.deliver(job, view);
     }
   }
 
@@ -483,7 +464,7 @@ export class JobController {
     this.setStatus(job, status);
   }
 
-  private async waiting(job: TrackedJob, wf: Workflow): Promise<void> {
+  private async waiting(job: TrackedJob, wf: Workflow | undefined): Promise<void> {
     const status = this.statusOf(job, wf, 'waiting');
     const prev = job.status.workflow;
     const changed = !prev || prev.state !== status.workflow?.state || prev.ready !== status.workflow?.ready || prev.status !== status.workflow?.status;
@@ -511,38 +492,14 @@ export class JobController {
     await writeFileAtomic(path, data, { mode: 0o600, ...owner });
   }
 
-  private async readToken(job: TrackedJob, wf: Workflow): Promise<{ token?: string; warning?: string }> {
-    const ref = wf.status?.workflowToken;
-    if (!ref || !this.config.WORKFLOW_TOKEN) return {};
-    if (typeof ref.secretName !== 'string' || ref.secretName === '') return { warning: 'status.workflowToken names no secret: DW_WORKFLOW_TOKEN not set' };
-    const ns = typeof ref.secretNamespace === 'string' && ref.secretNamespace !== '' ? ref.secretNamespace : job.namespace;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const secret = await this.opts.client.get<Secret>(SECRETS, ns, ref.secretName, job.abort.signal);
-        const b64 = secret.data?.token;
-        const token = b64 !== undefined ? Buffer.from(b64, 'base64').toString('utf8') : secret.stringData?.token;
-        if (token === undefined || token === '') return { warning: `secret ${ns}/${ref.secretName} has no "token" key: DW_WORKFLOW_TOKEN not set` };
-        return { token };
-      } catch (err) {
-        if (job.abort.signal.aborted) throw err;
-        if (err instanceof KubeApiError && (err.status === 403 || err.status === 404)) {
-          const why = err.status === 403 ? 'this node may not read it (grant get on secrets)' : 'it does not exist';
-          this.logger.warn({ job: job.ident.id, secret: `${ns}/${ref.secretName}`, status: err.status }, 'workflow token secret unavailable');
-          return { warning: `workflow token secret ${ns}/${ref.secretName} unavailable, ${why}: DW_WORKFLOW_TOKEN not set` };
-        }
-        if (attempt >= 3) return { warning: `reading workflow token secret ${ns}/${ref.secretName} failed: ${errorMessage(err)}; DW_WORKFLOW_TOKEN not set` };
-        await new Promise((r) => setTimeout(r, 250 * attempt));
-      }
-    }
-  }
-
-  private async deliver(job: TrackedJob, wf: Workflow): Promise<void> {
+  private async deliver(job: TrackedJob, view: Extract<SourceView, { kind: 'ready' }>): Promise<void> {
     const seenAt = performance.now();
+    const wf = view.workflow;
     const timings = { ...job.status.timings, preRunFinishedAt: new Date().toISOString() };
-    const { token, warning } = await this.readToken(job, wf);
+    const { token, warning, excluded } = await view.extras(job.abort.signal);
     const cfg = this.config;
     const maxTotal = cfg.ENV_MAX_TOTAL_BYTES;
-    const env = validateWorkflowEnv(wf.status?.env, {
+    const env = validateWorkflowEnv(view.env, {
       allowedPrefixes: cfg.ENV_ALLOWED_PREFIXES,
       maxVariables: cfg.ENV_MAX_VARIABLES,
       maxValueBytes: cfg.ENV_MAX_VALUE_BYTES,
@@ -550,9 +507,16 @@ export class JobController {
       reservedBytes: Math.min(RESERVED_ENV_BYTES, Math.floor(maxTotal / 4)),
     });
     for (const r of env.rejected) this.logger.warn({ job: job.ident.id, variable: r.name, reason: r.reason }, 'workflow variable rejected');
-    const rabbit = this.opts.rabbit();
-    const plan = planDelivery({ job: job.ident, workflow: wf, env, token, rabbit });
     const warnings = warning ? [warning] : [];
+    if (excluded !== undefined) {
+      // No mounts here: no paths that would point into this node's own root file system.
+      const { kept, removed } = withoutMountPaths(env.accepted);
+      env.accepted = kept;
+      warnings.push(`${excluded}: ${removed.length > 0 ? removed.join(', ') : 'no DW_JOB_* variables'} not set on this node`);
+      this.logger.warn({ job: job.ident.id, removed, why: excluded }, 'this node is not in the workflow: rabbit mount paths withheld');
+    }
+    const rabbit = this.opts.rabbit();
+    const plan = planDelivery({ job: job.ident, env, token, rabbit });
 
     // Ports probed before a restart are not probed again.
     const prev = job.previous;
@@ -665,24 +629,23 @@ export class JobController {
         if (now - Date.parse(job.trackedAt) > this.config.GC_INTERVAL) await this.untrack(job.id, 'GC: no workflow');
         continue;
       }
-      if (await this.workflowGone(job.namespace, job.workflowName)) await this.untrack(job.id, 'GC: workflow gone');
+      if (await this.workflowGone(job.id, job.namespace, job.workflowName)) await this.untrack(job.id, 'GC: workflow gone');
     }
     for (const [name, id] of ids) {
       if (this.stopping) return;
       await cleanupStaleTemps(jobFiles(dir, id).env, 60_000).catch(() => 0);
       await cleanupStaleTemps(jobFiles(dir, id).status, 60_000).catch(() => 0);
       if (this.jobs.has(name)) continue;
-      if (await this.workflowGone(this.config.WORKFLOW_NAMESPACE, workflowNameFor(this.config.WORKFLOW_NAME_TEMPLATE, id))) {
+      if (await this.workflowGone(id, this.config.WORKFLOW_NAMESPACE, workflowNameFor(this.config.WORKFLOW_NAME_TEMPLATE, id))) {
         if (await this.removeFiles(id)) this.logger.info({ job: name }, 'GC: removed files of an untracked job whose workflow is gone');
       }
     }
   }
 
-  /** True only when the API server says the workflow does not exist (errors: keep the files). */
-  private async workflowGone(namespace: string, name: string): Promise<boolean> {
+  /** True only when the source is sure the workflow is gone (errors: keep the files). */
+  private async workflowGone(id: bigint, namespace: string, name: string): Promise<boolean> {
     try {
-      const wf = await this.opts.client.tryGet<Workflow>(dwsResource('workflows', this.opts.dwsVersion), namespace, name);
-      return wf === undefined;
+      return await this.opts.source.gone(id, namespace, name);
     } catch (err) {
       this.logger.debug({ workflow: `${namespace}/${name}`, err: errorMessage(err) }, 'GC: workflow check failed; keeping files');
       return false;
