@@ -28,10 +28,14 @@ export interface SelectingSourceOptions {
   config: () => SelectionConfig;
 }
 
+const flux = (f: FluxCommand | undefined) => f?.command ?? null;
+
 type Decision = { kind: 'absent' } | { kind: 'use'; source: JobEnvSource; why: string };
 
 export class SelectingSource implements JobEnvSource {
   readonly name: 'kube' | 'flux' | 'auto';
+  /** kube mode says once that the jobspec check does not work here, not for every job. */
+  private checkFailureLogged = false;
 
   constructor(private readonly opts: SelectingSourceOptions) {
     this.name = opts.mode;
@@ -91,15 +95,20 @@ export class SelectingSource implements JobEnvSource {
     if (!flux) return undefined;
     try {
       const r = await flux.run(['job', 'info', formatJobId(job.id, 'dec'), 'jobspec'], { timeoutMs: this.opts.config().KUBE_REQUEST_TIMEOUT });
-      if (r.code !== 0) {
-        job.logger.warn({ err: fluxMessage(r) }, 'flux job info jobspec failed');
-        return undefined;
-      }
+      if (r.code !== 0) return this.checkFailed(job, fluxMessage(r));
       return jobspecHasDw(JSON.parse(r.stdout));
     } catch (err) {
-      job.logger.warn({ err: errorMessage(err) }, 'cannot read the jobspec');
-      return undefined;
+      return this.checkFailed(job, errorMessage(err));
     }
+  }
+
+  private checkFailed(job: SourceJob, why: string): undefined {
+    if (this.opts.mode !== 'kube' || !this.checkFailureLogged) {
+      const fallback = this.opts.mode === 'kube' ? '; jobs are looked up in Kubernetes instead (set JOBSPEC_CHECK=false to stop trying)' : '';
+      job.logger.warn({ err: why, flux: flux(this.opts.flux) }, `cannot read the job's jobspec with flux${fallback}`);
+      this.checkFailureLogged = true;
+    } else job.logger.debug({ err: why }, 'jobspec check failed');
+    return undefined;
   }
 
   private async coral2Handles(job: SourceJob): Promise<boolean | undefined> {

@@ -18,7 +18,7 @@ import { formatJobId } from '../../src/flux/jobid.js';
 import type { RequestInfo } from '../../src/sim/index.js';
 import { parseEnvFile } from '../../src/node/env-file.js';
 import { getJob, getStatus, trackJob } from '../../src/api/client.js';
-import { startHarness, newJobId, exists, NODE, type Harness } from '../daemon/harness.js';
+import { startHarness, newJobId, exists, eventually, NODE, type Harness } from '../daemon/harness.js';
 import { LuaPluginHarness } from '../lua/harness.js';
 import { runCli, type CliResult } from '../cli/job-files.js';
 import { makeStandInFlux, type StandInFlux } from '../flux/stand-in.js';
@@ -96,8 +96,12 @@ t.test('a delivered job: prolog, Lua plugin and helper agree with the event, var
   const id = newJobId();
   await flux.addJob(id, { userID: USER, dw: '#DW jobdw type=xfs capacity=1GiB name=my_xfs' });
   const env = workflowEnv(id);
-  // The event comes while the prolog waits, after a few wait-event timeouts (WATCH_TIMEOUT=1s).
-  const posting = new Promise<void>((resolve) => setTimeout(() => void flux.post(id, 'dws_environment', { variables: env }).then(() => flux.post(id, 'prolog-finish', { description: 'dws-setup', status: 0 })).then(resolve), 2500));
+  // The event comes while the prolog waits, once a wait-event has timed out (WATCH_TIMEOUT=1s)
+  // and the daemon has started the next one.
+  const waitsFor = async () => (await flux.calls()).filter((c) => c[1] === 'wait-event' && c.includes(id.toString())).length;
+  const posting = eventually('a second wait-event', async () => (await waitsFor()) >= 2, 30_000, 50)
+    .then(() => flux.post(id, 'dws_environment', { variables: env }))
+    .then(() => flux.post(id, 'prolog-finish', { description: 'dws-setup', status: 0 }));
   const p = await prolog(id);
   await posting;
   t.equal(p.code, 0, p.stderr);
