@@ -20,17 +20,17 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderEnvFile } from '../src/node/env-file.js';
-import { writeFileAtomic } from '../src/node/atomic-file.js';
-import { jobFiles } from '../src/node/job-paths.js';
-import { formatJobId } from '../src/flux/jobid.js';
-import type { JobStatus } from '../src/node/job-status.js';
+import { renderEnvFile } from '../src/contract/env-file.js';
+import { writeFileAtomic } from '../src/fs/atomic-file.js';
+import { jobFiles } from '../src/contract/job-paths.js';
+import { formatJobId } from '../src/contract/jobid.js';
+import type { JobStatus } from '../src/contract/job-status.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const buildRoot = resolve(here, '..');
 // The shipped bin (the bundle `npm run build` makes), else the ES module entry of a tsc-only build.
-const bundle = join(buildRoot, 'src', 'cli', 'nnf-env.cjs');
-const esmEntry = join(buildRoot, 'src', 'cli', 'nnf-env.js');
+const bundle = join(buildRoot, 'src', 'bin', 'nnf-env.cjs');
+const esmEntry = join(buildRoot, 'src', 'bin', 'nnf-env.js');
 const bin = existsSync(bundle) ? bundle : esmEntry;
 
 const runsArg = process.argv.indexOf('--runs');

@@ -12,7 +12,7 @@ import { KubeClient } from '../src/kube/client.js';
 import { Reflector } from '../src/kube/reflector.js';
 import { dwsResource, type KubeObject } from '../src/kube/resource.js';
 import { startSimulator } from '../src/sim/index.js';
-import type { Computes, Workflow } from '../src/dws/types.js';
+import type { Computes, Workflow } from '../src/domain/dws-types.js';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.js';
 import { until } from './lib.js';
 import { benchWorkflow, workflowName } from './workflows.js';

@@ -13,8 +13,8 @@ import { eventually } from '../test/helpers/eventually.js';
 export const benchDir = dirname(fileURLToPath(import.meta.url));
 /** The compiled tree's root (dist/ or .build/<name>/). */
 export const buildRoot = join(benchDir, '..');
-export const nnfEnvBin = join(buildRoot, 'src', 'cli', 'nnf-env.js');
-export const nnfEnvdBin = join(buildRoot, 'src', 'cli', 'nnf-envd.js');
+export const nnfEnvBin = join(buildRoot, 'src', 'bin', 'nnf-env.js');
+export const nnfEnvdBin = join(buildRoot, 'src', 'bin', 'nnf-envd.js');
 
 export interface MachineInfo {
   cpus: number;

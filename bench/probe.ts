@@ -1,11 +1,11 @@
 /**
- * Port probe: how long after a port starts listening the probe (src/node/port-probe.ts, with
+ * Port probe: how long after a port starts listening the probe (src/net/port-probe.ts, with
  * nnf-envd's default timings) reports it reachable; one port, and 100 ports at once. The
  * listeners open `openAfterMs` after the probe started, as a user container that is slow to
  * start does.
  */
 import net from 'node:net';
-import { probePorts } from '../src/node/port-probe.js';
+import { probePorts } from '../src/net/port-probe.js';
 import { SCHEMA } from '../src/config/schema.js';
 import { parseDuration } from '../src/config/duration.js';
 import { summarize, type Summary } from './lib.js';

@@ -6,8 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import type { Workflow } from '../src/dws/types.js';
-import { formatJobId } from '../src/flux/jobid.js';
+import type { Workflow } from '../src/domain/dws-types.js';
+import { formatJobId } from '../src/contract/jobid.js';
 import { fixture } from '../test/helpers/paths.js';
 
 const BASE_JOB_ID = 321103304048246784n;

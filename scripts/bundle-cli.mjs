@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * Build step after tsc (`npm run build`): bundles the compiled src/cli/nnf-env-fast.js into
- * src/cli/nnf-env.cjs beside it, the `nnf-env` bin (why: src/cli/nnf-env-fast.ts).
+ * Build step after tsc (`npm run build`): bundles the compiled entry src/bin/nnf-env.js and the
+ * modules of the hot commands (CommandEntry.fast in src/bin/command-table.ts) into
+ * src/bin/nnf-env.cjs beside it, the `nnf-env` bin (why: the header of src/bin/nnf-env.ts).
  *
  *   node scripts/bundle-cli.mjs [BUILD_DIR]     default dist (a private .build/NAME works too)
  *
@@ -13,13 +14,24 @@
  */
 import { build } from 'esbuild';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const buildDir = resolve(process.argv[2] ?? 'dist');
-const cliDir = resolve(buildDir, 'src', 'cli');
+const binDir = resolve(buildDir, 'src', 'bin');
+
+// The one command table decides what is inlined: the bundle's entry registers the hot modules
+// (literal imports, so that esbuild inlines them) and runs main().
+const { COMMANDS } = await import(pathToFileURL(resolve(binDir, 'command-table.js')).href);
+const hot = [...new Set(COMMANDS.filter((c) => c.fast).map((c) => c.module))];
+const contents = [
+  "import { main, registerInlined } from './nnf-env.js';",
+  `registerInlined({ ${hot.map((m) => `${JSON.stringify(m)}: () => import(${JSON.stringify(m + '.js')})`).join(', ')} });`,
+  'void main(process.argv.slice(2));',
+].join('\n');
 
 const result = await build({
-  entryPoints: [resolve(cliDir, 'nnf-env-fast.js')],
-  outfile: resolve(cliDir, 'nnf-env.cjs'),
+  stdin: { contents, resolveDir: binDir, sourcefile: 'nnf-env-bundle-entry.js', loader: 'js' },
+  outfile: resolve(binDir, 'nnf-env.cjs'),
   bundle: true,
   format: 'cjs',
   platform: 'node',
@@ -28,8 +40,8 @@ const result = await build({
   packages: 'external',
   // import.meta does not exist in CommonJS: the bundle's own URL, which is the compiled
   // entry's directory (see above).
-  define: { 'import.meta.url': '__nnfEnvBundleUrl' },
-  banner: { js: "const __nnfEnvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true' },
+  banner: { js: "#!/usr/bin/env node\nconst __nnfEnvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'none',
   logLevel: 'warning',
 });

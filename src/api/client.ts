@@ -5,8 +5,8 @@
  */
 import { request as httpRequest } from 'node:http';
 import { createConnection as connectSocket } from 'node:net';
-import { NnfEnvError, errnoCode } from '../errors.js';
-import type { JobStatus } from '../node/job-status.js';
+import { NnfEnvError, errnoCode } from '../core/errors.js';
+import type { JobStatus } from '../contract/job-status.js';
 
 /** The daemon is not there: no socket file, or nobody listening on it. */
 export class DaemonUnavailableError extends NnfEnvError {

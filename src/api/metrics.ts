@@ -1,17 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { JobPhase, PortResult } from '../node/job-status.js';
+import type { JobPhase, PortResult } from '../contract/job-status.js';
+import type { WatchTotals } from '../contract/control-api.js';
 
 /**
  * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a
  * process in tests and in `nnf-env demo`). Served by GET /metrics.
  */
-export interface WatchTotals {
-  events: number;
-  relists: number;
-  reconnects: number;
-  bytes: number;
-}
-
 export interface MetricsSources {
   /** Totals over every watch the daemon ran (live and stopped). */
   watchTotals: () => WatchTotals;

@@ -4,11 +4,12 @@ import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { NnfEnvError, errnoCode, errorMessage } from '../errors.js';
-import { JobIdError, parseJobId } from '../flux/jobid.js';
+import { NnfEnvError, errnoCode, errorMessage } from '../core/errors.js';
+import { JobIdError, parseJobId } from '../contract/jobid.js';
 import { parseDuration } from '../config/duration.js';
-import type { DaemonEvents, DaemonEvent } from '../daemon/events.js';
-import type { DaemonJobStatus } from '../daemon/job-files-plan.js';
+import type { DaemonEvents } from './event-bus.js';
+import { isValidId } from '../contract/ids.js';
+import type { DaemonEvent, DaemonJobStatus } from '../contract/control-api.js';
 import type { DaemonMetrics } from './metrics.js';
 
 /**
@@ -86,7 +87,7 @@ export function parseTrackBody(text: string): { userID: number } {
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new HttpError(400, 'BAD_BODY', 'body must be a JSON object {"userID": <uid>}');
   const uid = (doc as { userID?: unknown }).userID;
-  if (typeof uid !== 'number' || !Number.isInteger(uid) || uid < 0 || uid >= 0xffff_ffff) {
+  if (!isValidId(uid)) {
     throw new HttpError(400, 'BAD_BODY', `userID must be an integer uid from 0 to 4294967294 (got ${JSON.stringify(uid) ?? 'nothing'})`);
   }
   return { userID: uid };

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { NnfEnvError } from '../errors.js';
+import { isNnfEnvError } from '../core/errors.js';
 
 /** sysexits.h EX_SOFTWARE: a bug, not a problem the user can fix. */
 export const EXIT_INTERNAL = 70;
@@ -15,7 +15,7 @@ export function exitCodeOf(err: unknown): number | undefined {
 }
 
 export function exitWithError(prefix: string, err: unknown): never {
-  if (err instanceof NnfEnvError) {
+  if (isNnfEnvError(err)) {
     process.stderr.write(`${prefix}: ${err.describe()}\n`);
     process.exit(exitCodeOf(err) ?? 1);
   }

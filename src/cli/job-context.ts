@@ -7,11 +7,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NnfEnvError, errnoCode } from '../errors.js';
-import { parseJobId, formatJobId } from '../flux/jobid.js';
-import { jobFiles } from '../node/job-paths.js';
-import { parseEnvFileWithFacts, type EnvFileFact } from '../node/env-file.js';
-import type { JobStatus } from '../node/job-status.js';
+import { NnfEnvError, errnoCode } from '../core/errors.js';
+import { parseJobId, formatJobId } from '../contract/jobid.js';
+import { jobFiles, jobsDirOf } from '../contract/job-paths.js';
+import { parseEnvFileWithFacts, type EnvFileFact } from '../contract/env-file.js';
+import type { JobStatus } from '../contract/job-status.js';
 
 // ---------------------------------------------------------------- errors (exit codes are stable)
 
@@ -161,13 +161,9 @@ export async function resolveJobsDir(env: Env = process.env): Promise<string> {
   if (env.NNF_ENV_JOBS_DIR) return env.NNF_ENV_JOBS_DIR;
   // The common override, without loading even the schema.
   const rd = env.NNF_ENV_RUNTIME_DIR?.trim();
-  if (rd && rd.startsWith('/') && !/[\u0000-\u001f\u007f]/.test(rd)) return join(rd, 'jobs');
-  const { readConfigKeys } = await import('./light-config.js');
-  const fast = readConfigKeys(['RUNTIME_DIR'], { env });
-  if (fast) return join(fast.RUNTIME_DIR, 'jobs');
-  const { loadConfig, jobsDir } = await import('../config/load.js');
-  const { config } = await loadConfig({ env: env as NodeJS.ProcessEnv });
-  return jobsDir(config);
+  if (rd && rd.startsWith('/') && !/[\u0000-\u001f\u007f]/.test(rd)) return jobsDirOf(rd);
+  const { loadConfigKeys } = await import('../config/light.js');
+  return jobsDirOf((await loadConfigKeys(['RUNTIME_DIR'], { env })).RUNTIME_DIR);
 }
 
 // ---------------------------------------------------------------- reading the files

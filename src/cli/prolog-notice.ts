@@ -21,12 +21,12 @@
  */
 import { lstat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { errnoCode } from '../errors.js';
-import { formatJobId } from '../flux/jobid.js';
-import { writeFileNoClobber } from '../node/atomic-file.js';
-import { jobFiles } from '../node/job-paths.js';
-import { renderNoticeEnvFile } from '../daemon/job-files-plan.js';
-import { primaryGidOf, type UserDbOptions } from '../daemon/user-db.js';
+import { errnoCode } from '../core/errors.js';
+import { formatJobId } from '../contract/jobid.js';
+import { writeFileNoClobber } from '../fs/atomic-file.js';
+import { jobFiles } from '../contract/job-paths.js';
+import { renderNoticeEnvFile } from '../domain/delivery-plan.js';
+import { primaryGidOf, type UserDbOptions } from '../fs/user-db.js';
 
 /** The phase fact of such a file: not a JobPhase (there is no status file), informational. */
 export const NODE_ERROR_PHASE = 'node-error';

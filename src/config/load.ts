@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import dotenv from 'dotenv';
-import { NnfEnvError, errnoCode } from '../errors.js';
+import { NnfEnvError, errnoCode } from '../core/errors.js';
+import { socketPathOf } from '../contract/job-paths.js';
 import { NOT_MORE_THAN, VALUE_CHECKS } from './checks.js';
 import { DEFAULT_CONFIG_FILE, ENV_PREFIX, SCHEMA, flagName } from './schema.js';
 import type { Config, ConfigKey, KeySpec } from './schema.js';
@@ -18,7 +19,6 @@ import { closestName } from './suggest.js';
 import { formatValue, parseValue } from './values.js';
 import type { ParsedValue } from './values.js';
 
-export { renderConfig, renderConfigJson } from './render.js';
 
 export type ConfigSourceKind = 'default' | 'file' | 'env' | 'flag';
 
@@ -87,10 +87,6 @@ export class ConfigError extends NnfEnvError {
   }
 }
 
-/** RUNTIME_DIR/jobs: where the daemon writes each job's files. */
-export function jobsDir(config: Pick<Config, 'RUNTIME_DIR'>): string {
-  return join(config.RUNTIME_DIR, 'jobs');
-}
 
 /** The host name up to its first dot (DWS knows compute nodes by short names). */
 export function shortHostname(name: string = osHostname()): string {
@@ -274,7 +270,7 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
 
   // 6. Values that depend on others.
   if (values.NODE_NAME === '') values.NODE_NAME = shortHostname(opts.hostname ?? osHostname());
-  if (values.SOCKET_PATH === '' && typeof values.RUNTIME_DIR === 'string') values.SOCKET_PATH = join(values.RUNTIME_DIR, 'nnf-envd.sock');
+  if (values.SOCKET_PATH === '' && typeof values.RUNTIME_DIR === 'string') values.SOCKET_PATH = socketPathOf(values.RUNTIME_DIR);
   for (const [low, high] of NOT_MORE_THAN) {
     const a = values[low];
     const b = values[high];

@@ -1,12 +1,12 @@
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
-import { parseJobId } from '../flux/jobid.js';
+import { errorMessage } from '../core/errors.js';
+import { parseJobId } from '../contract/jobid.js';
 import type { KubeClient } from '../kube/client.js';
 import { Reflector, reflectorOptionsFromConfig } from '../kube/reflector.js';
 import { dwsResource } from '../kube/resource.js';
-import type { Computes, Workflow } from '../dws/types.js';
-import { shortName } from '../dws/rabbit-assignment.js';
+import type { Computes, Workflow } from '../domain/dws-types.js';
+import { shortName } from '../domain/rabbit-assignment.js';
 import type { JobController } from './job-controller.js';
 import type { WatchStats } from './watch-stats.js';
 

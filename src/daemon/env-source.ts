@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { JobIdentity } from '../dws/workflow-assessment.js';
-import type { Workflow } from '../dws/types.js';
+import type { JobIdentity } from '../domain/workflow-assessment.js';
+import type { Workflow } from '../domain/dws-types.js';
 
 /**
  * Where the job controller learns a job's environment. Two sources say the same things in

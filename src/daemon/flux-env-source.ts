@@ -1,10 +1,10 @@
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
-import { formatJobId } from '../flux/jobid.js';
+import { errorMessage } from '../core/errors.js';
+import { formatJobId } from '../contract/jobid.js';
 import { FluxCommand, fluxMessage } from '../flux/command.js';
-import { parseEventLine, parseEventlog, type FluxEvent } from '../flux/eventlog.js';
-import type { Workflow } from '../dws/types.js';
-import { DWS_ENVIRONMENT_EVENT, assessEventlog, workflowNameFromEvents } from '../dws/eventlog-assessment.js';
+import { parseEventLine, parseEventlog, type FluxEvent } from '../contract/flux-eventlog.js';
+import type { Workflow } from '../domain/dws-types.js';
+import { DWS_ENVIRONMENT_EVENT, assessEventlog, workflowNameFromEvents } from '../domain/eventlog-assessment.js';
 import type { EnvWatch, JobEnvSource, SourceJob, SourceView } from './env-source.js';
 
 /**

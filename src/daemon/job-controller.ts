@@ -1,22 +1,22 @@
 import { readdir } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { NnfEnvError, errorMessage } from '../errors.js';
-import { formatJobId } from '../flux/jobid.js';
+import { NnfEnvError, errorMessage } from '../core/errors.js';
+import { formatJobId } from '../contract/jobid.js';
 import type { ReflectorSettings } from '../kube/reflector.js';
-import type { Workflow } from '../dws/types.js';
-import type { JobIdentity } from '../dws/workflow-assessment.js';
-import { validateWorkflowEnv } from '../dws/env-policy.js';
-import { withoutMountPaths } from '../dws/mount-paths.js';
-import { workflowNameFor } from '../dws/workflow-name.js';
-import { cleanupStaleTemps, readFileNoFollow, removeFileNoFollow, writeFileAtomic } from '../node/atomic-file.js';
-import { jobFiles } from '../node/job-paths.js';
-import { FINAL_PHASES, type JobPhase, type JobStatus, type PortResult } from '../node/job-status.js';
-import { probePorts } from '../node/port-probe.js';
+import type { Workflow } from '../domain/dws-types.js';
+import type { JobIdentity } from '../domain/workflow-assessment.js';
+import { validateWorkflowEnv } from '../domain/env-policy.js';
+import { withoutMountPaths } from '../domain/mount-paths.js';
+import { workflowNameFor } from '../domain/workflow-name.js';
+import { cleanupStaleTemps, readFileNoFollow, removeFileNoFollow, writeFileAtomic } from '../fs/atomic-file.js';
+import { jobFiles } from '../contract/job-paths.js';
+import { FINAL_PHASES, type JobPhase, type JobStatus, type PortResult } from '../contract/job-status.js';
+import { probePorts } from '../net/port-probe.js';
 import type { DaemonMetrics } from '../api/metrics.js';
-import type { DaemonEvents } from './events.js';
+import type { DaemonEvents } from '../api/event-bus.js';
+import type { HostAddressResolver } from '../net/host-address.js';
 import type { EnvWatch, JobEnvSource, SourceView } from './env-source.js';
-import type { HostAddressResolver } from './host-address.js';
 import {
   RESERVED_ENV_BYTES,
   buildJobStatus,
@@ -24,12 +24,13 @@ import {
   renderFailedEnvFile,
   renderJobEnvFile,
   renderStatusFile,
-  type DaemonJobStatus,
   type DeliveryPlan,
   type RabbitFacts,
-} from './job-files-plan.js';
+} from '../domain/delivery-plan.js';
+import type { DaemonJobStatus } from '../contract/control-api.js';
 import { TrackedRecords, canonicalJobName, type TrackedRecord } from './tracked-records.js';
-import { isValidId, primaryGidOf, type UserDbOptions } from './user-db.js';
+import { primaryGidOf, type UserDbOptions } from '../fs/user-db.js';
+import { isValidId } from '../contract/ids.js';
 import type { WatchStats } from './watch-stats.js';
 
 /**

@@ -1,11 +1,11 @@
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { KubeApiError } from '../kube/errors.js';
 import { Reflector, reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
 import { SECRETS, dwsResource } from '../kube/resource.js';
-import type { Computes, Secret, Workflow } from '../dws/types.js';
-import { assessWorkflow } from '../dws/workflow-assessment.js';
+import type { Computes, Secret, Workflow } from '../domain/dws-types.js';
+import { assessWorkflow } from '../domain/workflow-assessment.js';
 import { computesListsNode } from './computes-discovery.js';
 import type { EnvWatch, JobEnvSource, ReadyExtras, SourceJob, SourceView } from './env-source.js';
 import type { WatchStats } from './watch-stats.js';

@@ -2,29 +2,31 @@ import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, ConfigKey } from '../config/schema.js';
-import { jobsDir as jobsDirOf, shortHostname, type LoadedConfig } from '../config/load.js';
-import { NnfEnvError, errnoCode, errorMessage } from '../errors.js';
+import { shortHostname, type LoadedConfig } from '../config/load.js';
+import { jobsDirOf, socketPathOf } from '../contract/job-paths.js';
+import { NnfEnvError, errnoCode, errorMessage } from '../core/errors.js';
 import { KubeClient } from '../kube/client.js';
 import { resolveConnection } from '../kube/connection.js';
 import { discoverDwsVersion } from '../kube/discovery.js';
 import { KubeConfigError } from '../kube/errors.js';
 import { DWS_VERSIONS, type DwsVersion } from '../kube/resource.js';
-import { sleep } from '../util/backoff.js';
-import { checkWorkflowNameTemplate } from '../dws/workflow-name.js';
+import { sleep } from '../core/backoff.js';
+import { checkWorkflowNameTemplate } from '../domain/workflow-name.js';
 import { ApiServer } from '../api/server.js';
 import { DaemonMetrics } from '../api/metrics.js';
-import { packageVersion } from '../cli/package-info.js';
+import { packageVersion } from '../core/package-info.js';
 import { ComputesDiscovery } from './computes-discovery.js';
-import { DaemonEvents, type DaemonEvent } from './events.js';
+import { DaemonEvents } from '../api/event-bus.js';
+import type { DaemonEvent } from '../contract/control-api.js';
+import { HostAddressResolver } from '../net/host-address.js';
 import { FluxCommand } from '../flux/command.js';
 import { FluxEnvSource } from './flux-env-source.js';
-import { HostAddressResolver } from './host-address.js';
 import { JobController } from './job-controller.js';
 import { KubeEnvSource } from './kube-env-source.js';
 import { SelectingSource } from './source-selection.js';
 import { RabbitController, removeManagedHostsBlock } from './rabbit-controller.js';
 import { createSystemdNotifier, type SystemdNotifier } from './systemd.js';
-import { groupId } from './user-db.js';
+import { groupId } from '../fs/user-db.js';
 import { WatchStats } from './watch-stats.js';
 
 /**
@@ -114,10 +116,10 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   checkWorkflowNameTemplate(config.WORKFLOW_NAME_TEMPLATE);
   const notifier = opts.notifier ?? createSystemdNotifier({ env, logger });
 
-  const jobsDir = jobsDirOf(config);
+  const jobsDir = jobsDirOf(config.RUNTIME_DIR);
   await ensureDir(config.RUNTIME_DIR, 0o755);
   await ensureDir(jobsDir, 0o711);
-  const socketPath = config.SOCKET_PATH || join(config.RUNTIME_DIR, 'nnf-envd.sock');
+  const socketPath = config.SOCKET_PATH || socketPathOf(config.RUNTIME_DIR);
   let socketGid: number | undefined;
   if (config.SOCKET_GROUP) {
     socketGid = await groupId(config.SOCKET_GROUP);

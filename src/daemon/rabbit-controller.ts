@@ -2,26 +2,26 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { errnoCode, errorMessage } from '../errors.js';
+import { errnoCode, errorMessage } from '../core/errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { Reflector, reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
 import { NODES, dwsResource } from '../kube/resource.js';
-import type { KubeNode, SystemConfiguration } from '../dws/types.js';
+import type { KubeNode, SystemConfiguration } from '../domain/dws-types.js';
 import {
   parseRabbitMapping,
   rabbitFromMapping,
   rabbitFromSystemConfiguration,
   type RabbitAssignment,
   type RabbitSource,
-} from '../dws/rabbit-assignment.js';
-import { HostsWriter } from '../node/hosts-writer.js';
-import type { HostsConflict, HostsEntry } from '../node/hosts-block.js';
-import { writeLocalRabbitConf } from '../node/local-rabbit-conf.js';
-import { ipFamily } from '../node/address.js';
+} from '../domain/rabbit-assignment.js';
+import { HostsWriter } from '../fs/hosts-writer.js';
+import type { HostsConflict, HostsEntry } from '../domain/hosts-block.js';
+import { writeLocalRabbitConf } from '../fs/local-rabbit-conf.js';
+import { ipFamily } from '../contract/address.js';
 import type { DaemonMetrics } from '../api/metrics.js';
-import type { DaemonEvents } from './events.js';
-import { addressFromNode, type AddressSource, type HostAddressResolver } from './host-address.js';
-import type { RabbitFacts } from './job-files-plan.js';
+import type { DaemonEvents } from '../api/event-bus.js';
+import { addressFromNode, type AddressSource, type HostAddressResolver } from '../net/host-address.js';
+import type { RabbitFacts } from '../domain/delivery-plan.js';
 import type { WatchStats } from './watch-stats.js';
 
 /**

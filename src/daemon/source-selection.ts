@@ -1,9 +1,9 @@
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
-import { formatJobId } from '../flux/jobid.js';
+import { errorMessage } from '../core/errors.js';
+import { formatJobId } from '../contract/jobid.js';
 import { FluxCommand, fluxMessage } from '../flux/command.js';
-import { parseEventlog } from '../flux/eventlog.js';
-import { coral2HandlesJob, jobspecHasDw } from '../dws/eventlog-assessment.js';
+import { parseEventlog } from '../contract/flux-eventlog.js';
+import { coral2HandlesJob, jobspecHasDw } from '../domain/eventlog-assessment.js';
 import type { EnvWatch, JobEnvSource, SourceJob, SourceView } from './env-source.js';
 
 /**

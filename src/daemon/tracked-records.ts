@@ -1,10 +1,10 @@
 import { mkdir, readdir, chmod, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatJobId, parseJobId } from '../flux/jobid.js';
-import { readFileNoFollow, removeFileNoFollow, writeFileAtomic, cleanupStaleTemps } from '../node/atomic-file.js';
-import { errnoCode } from '../errors.js';
-import { jobFiles } from '../node/job-paths.js';
-import { isValidId } from './user-db.js';
+import { formatJobId, parseJobId } from '../contract/jobid.js';
+import { readFileNoFollow, removeFileNoFollow, writeFileAtomic, cleanupStaleTemps } from '../fs/atomic-file.js';
+import { errnoCode } from '../core/errors.js';
+import { jobFiles } from '../contract/job-paths.js';
+import { isValidId } from '../contract/ids.js';
 
 /**
  * The daemon's own record of the jobs it tracks, `<jobs dir>/.tracked/<f58plain>`, so that a

@@ -1,7 +1,7 @@
 import type { Reflector, ReflectorCounters } from '../kube/reflector.js';
 import type { KubeObject } from '../kube/resource.js';
-import type { WatchTotals } from '../api/metrics.js';
-import type { ConnectionInfo, DaemonEvents } from './events.js';
+import type { ConnectionInfo, WatchTotals } from '../contract/control-api.js';
+import type { DaemonEvents } from '../api/event-bus.js';
 
 /**
  * Watch counters summed over every reflector the daemon ran (per-job watches come and go, the

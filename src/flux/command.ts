@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { NnfEnvError, errnoCode } from '../errors.js';
+import { NnfEnvError, errnoCode } from '../core/errors.js';
 
 /**
  * Runs the `flux` command (flux-core's front end) the way an admin would: `flux job info`,

@@ -1,7 +1,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { errnoCode } from '../errors.js';
+import { errnoCode } from '../core/errors.js';
 import { KubeConfigError } from './errors.js';
 import { loadKubeconfig, readReferencedFile } from './kubeconfig.js';
 

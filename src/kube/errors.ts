@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import { NnfEnvError } from '../errors.js';
+import { NnfEnvError } from '../core/errors.js';
 
 /** What a request was doing, so an error can say what failed and what to grant. */
 export interface KubeRequestContext {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { errnoCode } from '../errors.js';
+import { errnoCode } from '../core/errors.js';
 import { KubeConfigError } from './errors.js';
 
 /**

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
-import { NnfEnvError, errorMessage } from '../errors.js';
-import { Backoff, jitter, sleep } from '../util/backoff.js';
+import { NnfEnvError, errorMessage } from '../core/errors.js';
+import { Backoff, jitter, sleep } from '../core/backoff.js';
 import type { KubeClient } from './client.js';
 import { resourceName } from './client.js';
 import { KubeApiError, type KubeRequestContext, type KubeStatus } from './errors.js';

@@ -23,7 +23,7 @@ export interface ObjectMeta {
   [key: string]: unknown;
 }
 
-/** Any Kubernetes object; kinds refine this in their own modules (see src/dws/types.ts). */
+/** Any Kubernetes object; kinds refine this in their own modules (see src/domain/dws-types.ts). */
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;

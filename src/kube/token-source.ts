@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
-import { errnoCode } from '../errors.js';
+import { errnoCode } from '../core/errors.js';
 import { KubeConfigError } from './errors.js';
 
 export interface TokenSourceOptions {

@@ -15,7 +15,7 @@
  * schedules one reconcile, which does at most one step.
  */
 import type { Logger } from 'pino';
-import { WORKFLOW_STATES, type Computes, type SystemConfiguration, type Workflow, type WorkflowState } from '../dws/types.js';
+import { WORKFLOW_STATES, type Computes, type SystemConfiguration, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import type { KubeObject } from '../kube/resource.js';
 import { containerEnv, containerOf, mpiHostnames, parseDirectives, storageEnv } from './env.js';
 import { expandPorts, type PortAllocator, type UserContainers } from './ports.js';

@@ -3,7 +3,7 @@
  * the workflow's #DW directives, its uid, its ports and rabbits. Also the f58plain job id Flux
  * writes as `spec.jobID`.
  */
-import { formatJobId } from '../flux/jobid.js';
+import { formatJobId } from '../contract/jobid.js';
 
 /** What Flux writes to spec.jobID: RFC 19 F58 with the ASCII `f` prefix. */
 export function f58plain(id: bigint): string {

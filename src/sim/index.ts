@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../dws/types.js';
+import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import { DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resource.js';
 import { Controllers, FLUX_FINALIZER, type JobOptions } from './controllers.js';
 import { containerOf, f58plain, parseDirectives } from './env.js';

@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import YAML from 'yaml';
-import { writeFileAtomic } from '../node/atomic-file.js';
+import { writeFileAtomic } from '../fs/atomic-file.js';
 
 export interface KubeconfigInput {
   server: string;

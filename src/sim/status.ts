@@ -2,7 +2,7 @@
  * Kubernetes `Status` failures as the simulator raises them. One error class carries the HTTP
  * code, reason and details, so the programmatic API throws what the HTTP API would answer.
  */
-import { NnfEnvError } from '../errors.js';
+import { NnfEnvError } from '../core/errors.js';
 
 export type StatusReason =
   | 'BadRequest'

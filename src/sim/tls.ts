@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { NnfEnvError } from '../errors.js';
+import { NnfEnvError } from '../core/errors.js';
 
 const run = promisify(execFile);
 

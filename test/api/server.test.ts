@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { formatJobId } from '../../src/flux/jobid.js';
+import { formatJobId } from '../../src/contract/jobid.js';
 import { clearStaleSocket, jobIdFromSegment, parseTrackBody, parseWait } from '../../src/api/server.js';
 import { startHarness, newJobId } from '../daemon/harness.js';
 

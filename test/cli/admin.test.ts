@@ -10,7 +10,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
-import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER } from '../../src/node/hosts-block.js';
+import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER } from '../../src/domain/hosts-block.js';
 import { fixture } from '../helpers/paths.js';
 import { baseEnv, makeSandbox, runCli, statusFor, type Sandbox } from './job-files.js';
 import { reply, startStandIn } from './stand-in-daemon.js';

@@ -14,8 +14,8 @@ import {
 import { endpoints } from '../../src/cli/commands/endpoint.js';
 import { probePlan } from '../../src/cli/commands/check-ports.js';
 import { describeFinal, nodeErrorOutcome } from '../../src/cli/commands/prolog.js';
-import { parsePortList } from '../../src/node/port-probe.js';
-import { formatHostPort } from '../../src/node/address.js';
+import { parsePortList } from '../../src/contract/port-list.js';
+import { formatHostPort } from '../../src/contract/address.js';
 import { statusFor } from './job-files.js';
 
 const ref: JobRef = { id: 1234n, name: 'fNH', source: 'FLUX_JOB_ID' };

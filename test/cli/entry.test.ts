@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { COMMANDS } from '../../src/cli/command-table.js';
+import { COMMANDS } from '../../src/bin/command-table.js';
 import { buildRoot, nnfEnvBin, repoRoot } from '../helpers/paths.js';
 
 function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
@@ -53,19 +53,19 @@ async function standInTree(): Promise<string> {
   await rm(join(root, 'src', 'daemon', 'main.js'), { force: true });
   await mkdir(commands, { recursive: true });
   const files: Record<string, string> = {
-    'demo.js': `import { Command } from 'commander';
+    '../../bin/demo.js': `import { Command } from 'commander';
 export function command() {
   return new Command('whatever').argument('<word>').option('--loud', 'shout')
     .action((word, o) => { process.stdout.write('demo ' + word + (o.loud ? '!' : '') + '\\n'); });
 }`,
-    'sim.js': `import { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
+    '../../sim/command.js': `import { Command } from 'commander';
+import { NnfEnvError } from '../core/errors.js';
 class SimBroke extends NnfEnvError { exitCode = 5; }
 export function command() {
   return new Command('sim').action(async () => { throw new SimBroke('SIM_BROKE', 'the simulator broke', { hint: 'look at it' }); });
 }`,
     'get.js': `import { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
+import { NnfEnvError } from '../../core/errors.js';
 export function command() {
   return new Command('get').action(() => { throw new NnfEnvError('PLAIN', 'no exit code given'); });
 }`,
@@ -78,6 +78,7 @@ export function command() {
 export function command() { throw new Error('unreachable'); }`,
     'export.js': 'throw new Error("export.js was imported");\n',
   };
+  // Keys are relative to commands/: demo and sim live in bin/ and sim/.
   for (const [name, text] of Object.entries(files)) await writeFile(join(commands, name), text);
   return root;
 }
@@ -85,7 +86,7 @@ export function command() { throw new Error('unreachable'); }`,
 t.test('the entry with stand-in commands: dispatch, errors and exit codes', async (t) => {
   const root = await standInTree();
   t.teardown(() => rm(root, { recursive: true, force: true }));
-  const bin = join(root, 'src', 'cli', 'nnf-env.js');
+  const bin = join(root, 'src', 'bin', 'nnf-env.js');
 
   const help = run(bin, ['--help']);
   t.equal(help.status, 0, '--help imports no command module (export.js would throw)');
@@ -121,7 +122,7 @@ t.test('the entry with stand-in commands: dispatch, errors and exit codes', asyn
 t.test('nnf-envd without the daemon module: --print-config works, running says so', async (t) => {
   const root = await standInTree();
   t.teardown(() => rm(root, { recursive: true, force: true }));
-  const bin = join(root, 'src', 'cli', 'nnf-envd.js');
+  const bin = join(root, 'src', 'bin', 'nnf-envd.js');
   const printed = run(bin, ['--print-config', '--node-name', 'x1']);
   t.equal(printed.status, 0, printed.stderr);
   t.match(printed.stdout, /^NODE_NAME\s+x1\s+--node-name$/m);

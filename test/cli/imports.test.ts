@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { formatJobId } from '../../src/flux/jobid.js';
+import { formatJobId } from '../../src/contract/jobid.js';
 import { nnfEnvBin, nnfEnvBundle } from '../helpers/paths.js';
 import { baseEnv, makeSandbox, statusFor, writeJob, type Sandbox } from './job-files.js';
 import { reply, startStandIn } from './stand-in-daemon.js';

@@ -38,9 +38,9 @@ async function fakePackage(t: Test): Promise<{ packageRoot: string; builtSrc: st
   await put(join(pkg, 'etc/flux/shell/lua.d/nnf-env.lua'), '-- plugin\n');
   await put(join(pkg, 'systemd/nnf-envd.service'), '[Service]\nExecStart=/usr/local/sbin/nnf-envd\n');
   const src = join(root, 'build', 'src');
-  await put(join(src, 'cli/nnf-env.js'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
-  await put(join(src, 'cli/nnf-env.js.map'), '{}');
-  await put(join(src, 'cli/nnf-envd.js'), '#!/usr/bin/env node\n');
+  await put(join(src, 'bin/nnf-env.js'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
+  await put(join(src, 'bin/nnf-env.js.map'), '{}');
+  await put(join(src, 'bin/nnf-envd.js'), '#!/usr/bin/env node\n');
   return { packageRoot: pkg, builtSrc: src };
 }
 
@@ -85,19 +85,19 @@ t.test('install into a destdir: every part in place, no symlinks, only productio
   ]);
 
   t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'),
-    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.js' "$@"\n`);
+    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.js' "$@"\n`);
   t.equal(await modeOf(join(dest, 'opt/nnf/bin/nnf-env')), 0o755);
-  t.match(await readFile(join(dest, 'opt/nnf/sbin/nnf-envd'), 'utf8'), /'\/opt\/nnf\/lib\/nnf-env\/dist\/src\/cli\/nnf-envd\.js' "\$@"/);
+  t.match(await readFile(join(dest, 'opt/nnf/sbin/nnf-envd'), 'utf8'), /'\/opt\/nnf\/lib\/nnf-env\/dist\/src\/bin\/nnf-envd\.js' "\$@"/);
   t.equal(await readFile(join(dest, 'etc/systemd/system/nnf-envd.service'), 'utf8'), '[Service]\nExecStart=/opt/nnf/sbin/nnf-envd\n', 'unit points at the prefix');
   t.equal(await readFile(join(dest, 'etc/flux/system/prolog.d/nnf-env'), 'utf8'), '#!/bin/sh\nexec /opt/nnf/bin/nnf-env prolog\n');
   t.equal(await modeOf(join(dest, 'etc/flux/system/prolog.d/nnf-env')), 0o755, 'scripts stay executable');
   t.equal(await modeOf(join(dest, 'etc/flux/shell/lua.d/nnf-env.lua')), 0o644);
   t.equal(await readFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'utf8'), EXAMPLE);
 
-  t.equal(await readFile(join(lib, 'dist/src/cli/nnf-env.js'), 'utf8'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
-  t.notOk(await stat(join(lib, 'dist/src/cli/nnf-env.js.map')).catch(() => null), 'no source maps');
-  t.equal(await modeOf(join(lib, 'dist/src/cli/nnf-env.js')), 0o755, 'entry points executable');
-  t.equal(await modeOf(join(lib, 'dist/src/cli/nnf-envd.js')), 0o755);
+  t.equal(await readFile(join(lib, 'dist/src/bin/nnf-env.js'), 'utf8'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
+  t.notOk(await stat(join(lib, 'dist/src/bin/nnf-env.js.map')).catch(() => null), 'no source maps');
+  t.equal(await modeOf(join(lib, 'dist/src/bin/nnf-env.js')), 0o755, 'entry points executable');
+  t.equal(await modeOf(join(lib, 'dist/src/bin/nnf-envd.js')), 0o755);
   t.equal(await modeOf(join(lib, 'package.json')), 0o644);
   t.ok(await stat(join(lib, 'package.json')));
   t.ok(await stat(join(lib, 'systemd/nnf-envd.service')), 'the package files come along');
@@ -197,7 +197,7 @@ t.test('--dry-run prints the plan and changes nothing', async (t) => {
   t.ok(dry.lines.includes(`would create ${dest}/etc/nnf-env/nnf-env.conf`));
   await runInstall(opts);
   await writeFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'EDITED=1\n');
-  await writeFile(join(src.builtSrc, 'cli/nnf-env.js'), 'changed\n');
+  await writeFile(join(src.builtSrc, 'bin/nnf-env.js'), 'changed\n');
   const before = await snapshot(dest);
   const dry2 = await runInstall({ ...opts, dryRun: true });
   t.ok(dry2.lines.includes(`would keep   ${dest}/etc/nnf-env/nnf-env.conf (edited; the new example is in /etc/nnf-env/nnf-env.conf.new)`));
@@ -239,13 +239,13 @@ t.test('production dependency closure and path rewriting', async (t) => {
 
 t.test('a build with the bundled bin: the wrapper runs nnf-env.cjs, which is executable', async (t) => {
   const src = await fakePackage(t);
-  await put(join(src.builtSrc, 'cli/nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("bundle");\n');
+  await put(join(src.builtSrc, 'bin/nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("bundle");\n');
   const dest = t.testdir({});
   await runInstall({ ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE });
   t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'),
-    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.cjs' "$@"\n`);
-  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.cjs')), 0o755);
-  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/cli/nnf-env.js')), 0o755, 'the ES module entry stays executable');
+    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.cjs' "$@"\n`);
+  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.cjs')), 0o755);
+  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.js')), 0o755, 'the ES module entry stays executable');
 });
 
 t.test('the real package through the built CLI: install, again, run the copy, uninstall', async (t) => {
@@ -266,16 +266,16 @@ t.test('the real package through the built CLI: install, again, run the copy, un
 
   // The installed copy runs on its own (its node_modules are complete).
   const lib = join(dest, 'opt/nnf-env-test/lib/nnf-env');
-  const printed = spawnSync(process.execPath, [join(lib, 'dist/src/cli/nnf-envd.js'), '--print-config', '--node-name', 'copy'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  const printed = spawnSync(process.execPath, [join(lib, 'dist/src/bin/nnf-envd.js'), '--print-config', '--node-name', 'copy'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
   t.equal(printed.status, 0, printed.stderr);
   t.match(printed.stdout, /^NODE_NAME\s+copy\s+--node-name$/m);
-  const help = spawnSync(process.execPath, [join(lib, 'dist/src/cli/nnf-env.js'), '--help'], { encoding: 'utf8' });
+  const help = spawnSync(process.execPath, [join(lib, 'dist/src/bin/nnf-env.js'), '--help'], { encoding: 'utf8' });
   t.match(help.stdout, /Usage: nnf-env <command>/);
   t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), /^#!\/bin\/sh\n/);
   // The wrapper runs what the build's bin is: the bundle when `npm run build` made one.
   const shipped = nnfEnvBin.endsWith('.cjs') ? 'nnf-env.cjs' : 'nnf-env.js';
-  t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), `/lib/nnf-env/dist/src/cli/${shipped}' "$@"`);
-  const viaBin = spawnSync(process.execPath, [join(lib, 'dist/src/cli', shipped), 'jobid', '--to', 'dec', 'f2'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), `/lib/nnf-env/dist/src/bin/${shipped}' "$@"`);
+  const viaBin = spawnSync(process.execPath, [join(lib, 'dist/src/bin', shipped), 'jobid', '--to', 'dec', 'f2'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
   t.same({ status: viaBin.status, stdout: viaBin.stdout }, { status: 0, stdout: '1\n' }, `the installed ${shipped} runs`);
 
   const un = cli(['uninstall', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);

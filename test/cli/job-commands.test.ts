@@ -6,8 +6,8 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkEnvValue } from '../../src/node/env-file.js';
-import { formatJobId } from '../../src/flux/jobid.js';
+import { checkEnvValue } from '../../src/contract/env-file.js';
+import { formatJobId } from '../../src/contract/jobid.js';
 import { baseEnv, makeSandbox, runCli, runShell, writeJob, type Sandbox } from './job-files.js';
 
 const JOB = 321103304048246784n;
@@ -292,11 +292,15 @@ t.test('run: variables set, exit code and signal passed on', async (t) => {
   // a signal sent to nnf-env reaches the command
   const marker = join(sb.root, 'got-term');
   let pid = 0;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((r) => (markReady = r));
   const running = runCli(['run', '--', 'sh', '-c', `trap 'touch ${marker}; exit 3' TERM; echo ready; while :; do sleep 0.05; done`], {
     env: env(),
     onSpawn: (p) => (pid = p),
+    onStdout: (d) => d.includes('ready') && markReady(),
   });
-  await new Promise((r) => setTimeout(r, 800));
+  // The trap is set once the child has printed: signal then, not after a guessed delay.
+  await Promise.race([ready, running]);
   process.kill(pid, 'SIGTERM');
   const fwd = await running;
   t.equal(fwd.code, 3, 'the command handled the forwarded SIGTERM');

@@ -7,11 +7,11 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, mkdir, writeFile, rm, chmod, chown } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderEnvFile, statusFacts } from '../../src/node/env-file.js';
-import { writeFileAtomic } from '../../src/node/atomic-file.js';
-import { jobFiles } from '../../src/node/job-paths.js';
-import { formatJobId } from '../../src/flux/jobid.js';
-import type { JobStatus } from '../../src/node/job-status.js';
+import { renderEnvFile, statusFacts } from '../../src/contract/env-file.js';
+import { writeFileAtomic } from '../../src/fs/atomic-file.js';
+import { jobFiles } from '../../src/contract/job-paths.js';
+import { formatJobId } from '../../src/contract/jobid.js';
+import type { JobStatus } from '../../src/contract/job-status.js';
 import { nnfEnvBin } from '../helpers/paths.js';
 
 export interface Sandbox {
@@ -100,6 +100,8 @@ export interface RunCliOptions {
   /** Kill after this long (a hung command fails the test instead of hanging it). */
   timeoutMs?: number;
   onSpawn?: (pid: number) => void;
+  /** Each chunk of standard output as it arrives. */
+  onStdout?: (chunk: string) => void;
 }
 
 /** A clean environment: nothing from the test runner's FLUX_ / NNF_ENV_ variables leaks in. */
@@ -127,7 +129,10 @@ export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliRes
     if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      opts.onStdout?.(d);
+    });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     child.on('error', (e) => {

@@ -7,14 +7,14 @@ import t, { type Test } from 'tap';
 import { chmod, lstat, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { formatJobId } from '../../src/flux/jobid.js';
-import { jobFiles } from '../../src/node/job-paths.js';
-import { parseEnvFileWithFacts } from '../../src/node/env-file.js';
+import { formatJobId } from '../../src/contract/jobid.js';
+import { jobFiles } from '../../src/contract/job-paths.js';
+import { parseEnvFileWithFacts } from '../../src/contract/env-file.js';
 import { LuaPluginHarness } from '../lua/harness.js';
 import { repoRoot } from '../helpers/paths.js';
 import { baseEnv, makeSandbox, runCli, runShell, statusFor, writeJob, type Sandbox } from './job-files.js';
 import { reply, startStandIn, type StandInDaemon } from './stand-in-daemon.js';
-import type { JobStatus } from '../../src/node/job-status.js';
+import type { JobStatus } from '../../src/contract/job-status.js';
 
 const JOB = 321103304048246784n;
 const F58 = formatJobId(JOB, 'f58');

@@ -2,8 +2,8 @@
 import t from 'tap';
 import { createServer, type Server } from 'node:net';
 import { chmod, writeFile } from 'node:fs/promises';
-import { formatJobId } from '../../src/flux/jobid.js';
-import { jobFiles } from '../../src/node/job-paths.js';
+import { formatJobId } from '../../src/contract/jobid.js';
+import { jobFiles } from '../../src/contract/job-paths.js';
 import { renderDaemonDownEnvFile } from '../../src/cli/prolog-notice.js';
 import { baseEnv, makeSandbox, runCli, writeJob, type Sandbox } from './job-files.js';
 

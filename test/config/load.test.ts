@@ -3,8 +3,9 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { Test } from 'tap';
-import { NnfEnvError } from '../../src/errors.js';
-import { ConfigError, CONFIG_KEYS, jobsDir, loadConfig, normalizeFlagKey, parseConfigText, shortHostname } from '../../src/config/load.js';
+import { NnfEnvError } from '../../src/core/errors.js';
+import { ConfigError, CONFIG_KEYS, loadConfig, normalizeFlagKey, parseConfigText, shortHostname } from '../../src/config/load.js';
+import { jobsDirOf } from '../../src/contract/job-paths.js';
 import type { LoadConfigOptions, LoadedConfig } from '../../src/config/load.js';
 import { SCHEMA } from '../../src/config/schema.js';
 
@@ -45,7 +46,7 @@ t.test('defaults only: every key from SCHEMA, typed, with derived values', async
   t.same(c.HOSTS_ALIASES, ['local-rabbit']);
   t.equal(c.ENV_MAX_TOTAL_BYTES, 1024 * 1024);
   t.equal(c.RABBIT_NAME, '', 'unset optional string is empty');
-  t.equal(jobsDir(c), '/run/nnf-env/jobs');
+  t.equal(jobsDirOf(c.RUNTIME_DIR), '/run/nnf-env/jobs');
 });
 
 t.test('NODE_NAME default uses os.hostname() when none is given', async (t) => {
@@ -82,7 +83,7 @@ t.test('layers: default < file < env < flag, each remembered', async (t) => {
   t.same(loaded.sources.NODE_NAME, { source: 'file', where: `${file}:3`, raw: 'from-file' });
   t.equal(c.RUNTIME_DIR, '/srv/nnf');
   t.equal(c.SOCKET_PATH, '/srv/nnf/nnf-envd.sock', 'derived from the file\'s RUNTIME_DIR');
-  t.equal(jobsDir(c), '/srv/nnf/jobs');
+  t.equal(jobsDirOf(c.RUNTIME_DIR), '/srv/nnf/jobs');
   t.equal(c.PROBE_DEADLINE, 20_000, 'env beats file');
   t.same(loaded.sources.PROBE_DEADLINE, { source: 'env', where: 'NNF_ENV_PROBE_DEADLINE', raw: '20s' });
   t.equal(c.LOG_LEVEL, 'error', 'flag beats env');

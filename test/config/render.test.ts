@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadConfig, renderConfig, renderConfigJson } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { renderConfig, renderConfigJson } from '../../src/config/render.js';
 import { REDACTED, redactValue } from '../../src/config/render.js';
 import { SCHEMA } from '../../src/config/schema.js';
 import type { KeySpec } from '../../src/config/schema.js';

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { loadConfig, type LoadedConfig } from '../../src/config/load.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.js';
 import { startDaemon, type DaemonHandle } from '../../src/daemon/main.js';
-import { jobFiles } from '../../src/node/job-paths.js';
+import { jobFiles } from '../../src/contract/job-paths.js';
 
 export const NODE = 'compute-test';
 export const RABBIT = 'rabbit-sim';

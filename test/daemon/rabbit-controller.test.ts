@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { NODES, dwsResource } from '../../src/kube/resource.js';
-import type { SystemConfiguration } from '../../src/dws/types.js';
+import type { SystemConfiguration } from '../../src/domain/dws-types.js';
 import { removeHostsEntry } from '../../src/daemon/main.js';
 import { NODE, SAMPLE_HOSTS, startHarness, eventually } from './harness.js';
 

@@ -3,11 +3,12 @@ import t from 'tap';
 import { chmod, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TrackedRecords, canonicalJobName, parseTrackedRecord } from '../../src/daemon/tracked-records.js';
-import { gidFromGroup, groupId, isValidId, primaryGidFromPasswd, primaryGidOf } from '../../src/daemon/user-db.js';
+import { gidFromGroup, groupId, primaryGidFromPasswd, primaryGidOf } from '../../src/fs/user-db.js';
+import { isValidId } from '../../src/contract/ids.js';
 import { createSystemdNotifier, watchdogIntervalMs } from '../../src/daemon/systemd.js';
-import { HostAddressResolver, addressFromNode } from '../../src/daemon/host-address.js';
+import { HostAddressResolver, addressFromNode } from '../../src/net/host-address.js';
 import { computesListsNode, jobIdOfWorkflow } from '../../src/daemon/computes-discovery.js';
-import type { Workflow } from '../../src/dws/types.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
 
 t.test('tracking records', async (t) => {
   t.equal(canonicalJobName('fNH'), 1234n);

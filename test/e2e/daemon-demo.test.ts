@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { nnfEnvBin } from '../helpers/paths.js';
-import { runDemo } from '../../src/cli/commands/demo.js';
+import { runDemo } from '../../src/bin/demo.js';
 
 t.test('nnf-env demo runs end to end and exits 0', async (t) => {
   const proc = spawn(process.execPath, [nnfEnvBin, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });

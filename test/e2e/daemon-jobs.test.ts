@@ -8,10 +8,10 @@ import { chmod, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getJob, trackJob } from '../../src/api/client.js';
 import { SECRETS, dwsResource } from '../../src/kube/resource.js';
-import { formatJobId } from '../../src/flux/jobid.js';
-import { parseEnvFile, parseEnvFileWithFacts } from '../../src/node/env-file.js';
-import type { Workflow } from '../../src/dws/types.js';
-import type { JobStatus } from '../../src/node/job-status.js';
+import { formatJobId } from '../../src/contract/jobid.js';
+import { parseEnvFile, parseEnvFileWithFacts } from '../../src/contract/env-file.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
+import type { JobStatus } from '../../src/contract/job-status.js';
 import { NODE, startHarness, exists, eventually, readJson, newJobId } from '../daemon/harness.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');

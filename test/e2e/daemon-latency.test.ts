@@ -12,9 +12,9 @@ import { stat } from 'node:fs/promises';
 import { watch } from 'node:fs';
 import { getJob, health, trackJob } from '../../src/api/client.js';
 import { dwsResource } from '../../src/kube/resource.js';
-import { formatJobId } from '../../src/flux/jobid.js';
+import { formatJobId } from '../../src/contract/jobid.js';
 import { flagName, type ConfigKey } from '../../src/config/schema.js';
-import type { Workflow } from '../../src/dws/types.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
 import { nnfEnvdBin } from '../helpers/paths.js';
 import { startHarness, eventually, newJobId, type Harness } from '../daemon/harness.js';
 

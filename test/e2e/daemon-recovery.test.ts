@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { getJob, health, trackJob, listJobs } from '../../src/api/client.js';
 import { dwsResource } from '../../src/kube/resource.js';
 import { flagName, type ConfigKey } from '../../src/config/schema.js';
-import { parseEnvFile } from '../../src/node/env-file.js';
-import type { JobStatus } from '../../src/node/job-status.js';
+import { parseEnvFile } from '../../src/contract/env-file.js';
+import type { JobStatus } from '../../src/contract/job-status.js';
 import { nnfEnvdBin } from '../helpers/paths.js';
 import { startHarness, exists, eventually, readJson, newJobId, type Harness } from '../daemon/harness.js';
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { getJob, health, trackJob } from '../../src/api/client.js';
 import { flagName, type ConfigKey } from '../../src/config/schema.js';
 import { nnfEnvdBin, repoRoot } from '../helpers/paths.js';
-import { mountNamespaceUnavailable } from '../node/mount-namespace.js';
+import { mountNamespaceUnavailable } from '../fs/mount-namespace.js';
 import { SAMPLE_HOSTS, startHarness, eventually, newJobId } from '../daemon/harness.js';
 
 const UNIT = join(repoRoot, 'systemd', 'nnf-envd.service');

@@ -9,9 +9,9 @@
 import t, { type Test } from 'tap';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatJobId } from '../../src/flux/jobid.js';
+import { formatJobId } from '../../src/contract/jobid.js';
 import { dwsResource } from '../../src/kube/resource.js';
-import type { Workflow } from '../../src/dws/types.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
 import { startHarness, newJobId, exists, type Harness } from '../daemon/harness.js';
 import { LuaPluginHarness } from '../lua/harness.js';
 import { runCli, runShell, type CliResult } from '../cli/job-files.js';

@@ -15,7 +15,7 @@
  */
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseJobId } from '../../src/flux/jobid.js';
+import { parseJobId } from '../../src/contract/jobid.js';
 
 const dir = process.env.FLUX_STANDIN_DIR ?? '';
 const argv = process.argv.slice(2);

@@ -27,7 +27,7 @@ export function fixture(name: string): string {
  * `npm run build` makes after tsc (scripts/bundle-cli.mjs); a tsc-only build (a private
  * .build/<name>/) has just the ES module entry, which behaves the same.
  */
-export const nnfEnvEsmEntry = join(buildRoot, 'src', 'cli', 'nnf-env.js');
-export const nnfEnvBundle = join(buildRoot, 'src', 'cli', 'nnf-env.cjs');
+export const nnfEnvEsmEntry = join(buildRoot, 'src', 'bin', 'nnf-env.js');
+export const nnfEnvBundle = join(buildRoot, 'src', 'bin', 'nnf-env.cjs');
 export const nnfEnvBin = existsSync(nnfEnvBundle) ? nnfEnvBundle : nnfEnvEsmEntry;
-export const nnfEnvdBin = join(buildRoot, 'src', 'cli', 'nnf-envd.js');
+export const nnfEnvdBin = join(buildRoot, 'src', 'bin', 'nnf-envd.js');

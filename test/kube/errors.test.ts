@@ -1,5 +1,5 @@
 import t from 'tap';
-import { NnfEnvError } from '../../src/errors.js';
+import { NnfEnvError } from '../../src/core/errors.js';
 import { KubeApiError, KubeConfigError, KubeConnectionError, parseRetryAfter } from '../../src/kube/errors.js';
 
 const ctx = { verb: 'list', path: '/apis/dataworkflowservices.github.io/v1alpha7/namespaces/default/workflows', resource: 'workflows.dataworkflowservices.github.io', namespace: 'default' };

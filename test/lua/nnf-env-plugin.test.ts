@@ -3,10 +3,10 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { formatJobId, MAX_JOBID, parseJobId } from '../../src/flux/jobid.js';
-import { jobFiles } from '../../src/node/job-paths.js';
-import { parseEnvFileWithFacts, renderEnvFile, statusFacts } from '../../src/node/env-file.js';
-import type { JobStatus } from '../../src/node/job-status.js';
+import { formatJobId, MAX_JOBID, parseJobId } from '../../src/contract/jobid.js';
+import { jobFiles } from '../../src/contract/job-paths.js';
+import { parseEnvFileWithFacts, renderEnvFile, statusFacts } from '../../src/contract/env-file.js';
+import type { JobStatus } from '../../src/contract/job-status.js';
 import { LuaPluginHarness, PLUGIN_SOURCE_PATH } from './harness.js';
 import { nastyEnvValues, REJECTED_ENV_VALUES } from './nasty-values.js';
 

@@ -13,11 +13,11 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { getJob, health, trackJob } from '../../src/api/client.js';
 import { flagName, type ConfigKey } from '../../src/config/schema.js';
-import type { KubeNode, Workflow } from '../../src/dws/types.js';
-import { formatJobId } from '../../src/flux/jobid.js';
+import type { KubeNode, Workflow } from '../../src/domain/dws-types.js';
+import { formatJobId } from '../../src/contract/jobid.js';
 import { NODES, dwsResource } from '../../src/kube/resource.js';
-import { parseEnvFile } from '../../src/node/env-file.js';
-import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER, readHostsBlock } from '../../src/node/hosts-block.js';
+import { parseEnvFile } from '../../src/contract/env-file.js';
+import { HOSTS_BEGIN_MARKER, HOSTS_END_MARKER, readHostsBlock } from '../../src/domain/hosts-block.js';
 import { nnfEnvdBin } from '../helpers/paths.js';
 import { RABBIT, SAMPLE_HOSTS, startHarness, type Harness } from '../daemon/harness.js';
 

@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { getJob, getStatus, health, requestJson, trackJob } from '../../src/api/client.js';
 import { flagName, type ConfigKey } from '../../src/config/schema.js';
 import { startDaemon } from '../../src/daemon/main.js';
-import { formatJobId } from '../../src/flux/jobid.js';
+import { formatJobId } from '../../src/contract/jobid.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { resolveConnection } from '../../src/kube/connection.js';
 import { writeKubeconfigFile } from '../../src/sim/kubeconfig.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import YAML from 'yaml';
-import { parseListen } from '../../src/cli/commands/sim.js';
+import { parseListen } from '../../src/sim/command.js';
 import { nnfEnvBin } from '../helpers/paths.js';
 import { call, waitFor } from './client.js';
 

@@ -2,7 +2,7 @@ import net from 'node:net';
 import t from 'tap';
 import { startSimulator, LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, FLUX_FINALIZER } from '../../src/sim/index.js';
 import { dwsResource } from '../../src/kube/resource.js';
-import type { Computes, Workflow } from '../../src/dws/types.js';
+import type { Computes, Workflow } from '../../src/domain/dws-types.js';
 import { openWatch, waitFor, WF } from './client.js';
 
 const WORKFLOWS = dwsResource('workflows', 'v1alpha7');

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import YAML from 'yaml';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { dwsResource } from '../../src/kube/resource.js';
-import type { Workflow } from '../../src/dws/types.js';
+import type { Workflow } from '../../src/domain/dws-types.js';
 import { fixture } from '../helpers/paths.js';
 import { waitFor } from './client.js';
 

@@ -4,8 +4,8 @@
  * probe result (`nnf-env show`) is from the daemon at delivery time; this one is here and now.
  */
 import { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
-import type { JobStatus, PortResult } from '../../node/job-status.js';
+import { NnfEnvError } from '../../core/errors.js';
+import type { JobStatus, PortResult } from '../../contract/job-status.js';
 
 export class PortsUnreachableError extends NnfEnvError {
   readonly exitCode = 1;
@@ -63,7 +63,7 @@ export interface ProbeOptions {
 
 /** Probes with the shared prober; attempts are short so that a slow start is retried. */
 export async function probeNow(plan: ProbePlan, opts: ProbeOptions): Promise<PortResult[]> {
-  const { probePorts } = await import('../../node/port-probe.js');
+  const { probePorts } = await import('../../net/port-probe.js');
   const results = await probePorts({
     host: plan.host,
     ports: plan.ports,
@@ -105,7 +105,7 @@ export function command(): Command {
       const ctx = await import('../job-context.js');
       const deadlineMs = await ctx.parseDurationMs(opts.timeout);
       const job = await ctx.loadDeliveredJob(opts.job);
-      const { parsePortList } = await import('../../node/port-probe.js');
+      const { parsePortList } = await import('../../contract/port-list.js');
       const plan = probePlan(job.variables, job.status, parsePortList);
       if (plan.ports.length === 0) throw new NoPortsError(job.ref.name);
       const results = await probeNow(plan, { deadlineMs });

@@ -172,7 +172,8 @@ export async function runDoctor(opts: DoctorOptions): Promise<CheckResult[]> {
   }
 
   // 8. The control socket and the jobs directory.
-  const socketPath = config.SOCKET_PATH || `${config.RUNTIME_DIR.replace(/\/+$/, '')}/nnf-envd.sock`;
+  const { socketPathOf } = await import('../../contract/job-paths.js');
+  const socketPath = config.SOCKET_PATH || socketPathOf(config.RUNTIME_DIR);
   const { health } = await import('../../api/client.js');
   try {
     const ok = await health(socketPath, { timeoutMs: opts.timeoutMs });
@@ -258,7 +259,7 @@ async function checkRabbit(
   nodeName: string,
 ): Promise<{ result: CheckResult; rabbit?: string }> {
   if (config.RABBIT_NAME) return { result: { check: 'rabbit', state: 'ok', detail: `${config.RABBIT_NAME} (RABBIT_NAME)` }, rabbit: config.RABBIT_NAME };
-  const ra = await import('../../dws/rabbit-assignment.js');
+  const ra = await import('../../domain/rabbit-assignment.js');
   const reasons: string[] = [];
   if (client && dwsVersion) {
     const { dwsResource } = await import('../../kube/resource.js');
@@ -296,7 +297,7 @@ async function checkRabbitAddress(client: import('../../kube/client.js').KubeCli
   let note = '';
   if (client) {
     const { NODES } = await import('../../kube/resource.js');
-    const { addressFromNode, lookupHost } = await import('../../daemon/host-address.js');
+    const { addressFromNode, lookupHost } = await import('../../net/host-address.js');
     try {
       const node = await client.tryGet(NODES, undefined, rabbit);
       const address = addressFromNode(node as never);
@@ -311,7 +312,7 @@ async function checkRabbitAddress(client: import('../../kube/client.js').KubeCli
       return { check: 'rabbit address', state: 'fail', detail: `${note}${rabbit} does not resolve: ${describe(err).detail}`, fix: 'set RABBIT_ADDRESS, or allow reading nodes, or make the name resolve' };
     }
   }
-  const { lookupHost } = await import('../../daemon/host-address.js');
+  const { lookupHost } = await import('../../net/host-address.js');
   try {
     return { check: 'rabbit address', state: 'ok', detail: `${await lookupHost(rabbit)} (DNS)` };
   } catch (err) {

@@ -9,8 +9,8 @@
  * certificate names; `--address` its IP (IPv6 in brackets).
  */
 import { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
-import type { JobStatus } from '../../node/job-status.js';
+import { NnfEnvError } from '../../core/errors.js';
+import type { JobStatus } from '../../contract/job-status.js';
 
 export class EndpointError extends NnfEnvError {
   readonly exitCode = 1;
@@ -90,7 +90,7 @@ export function command(): Command {
       if ([opts.hostname, opts.alias, opts.address].filter(Boolean).length > 1) throw new EndpointError('BAD_OPTIONS', '--hostname, --alias and --address exclude each other');
       const ctx = await import('../job-context.js');
       const job = await ctx.loadDeliveredJob(opts.job);
-      const [{ parsePortList }, { formatHostPort }] = await Promise.all([import('../../node/port-probe.js'), import('../../node/address.js')]);
+      const [{ parsePortList }, { formatHostPort }] = await Promise.all([import('../../contract/port-list.js'), import('../../contract/address.js')]);
       const alias = (process.env.NNF_ENV_HOSTS_ALIASES ?? '').split(',').map((s) => s.trim()).find((s) => s !== '') ?? 'local-rabbit';
       const lines = endpoints(job.ref.name, job.variables, job.status, {
         container: opts.container,

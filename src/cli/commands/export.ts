@@ -22,7 +22,7 @@ async function runExport(opts: ExportOptions): Promise<void> {
 
 export async function renderVariables(variables: Map<string, string>, format: Format): Promise<string> {
   if (format === 'json') return JSON.stringify(Object.fromEntries(variables), null, 2) + '\n';
-  const { shellQuote, quoteEnvValue } = await import('../../node/env-file.js');
+  const { shellQuote, quoteEnvValue } = await import('../../contract/env-file.js');
   let out = '';
   for (const [name, value] of variables) {
     // Values come from a parsed env file, so quoteEnvValue cannot refuse them; shellQuote never does.

@@ -1,7 +1,7 @@
 /** `nnf-env get NAME`: one variable's value, exit 1 with a message when the job does not have it. */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import { NnfEnvError } from '../../errors.js';
+import { NnfEnvError } from '../../core/errors.js';
 
 export class VariableUnsetError extends NnfEnvError {
   readonly exitCode = 1;

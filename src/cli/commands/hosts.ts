@@ -49,7 +49,7 @@ export async function checkHosts(file: string, aliases: readonly string[], looku
   const check: HostsCheck = { file: file || null, entry: null, conflicts: [], warnings: [], aliases: [], problems: [] };
   if (!file) return check;
   const { readFile } = await import('node:fs/promises');
-  const { readHostsBlock, planHostsFile } = await import('../../node/hosts-block.js');
+  const { readHostsBlock, planHostsFile } = await import('../../domain/hosts-block.js');
   let text: string;
   try {
     text = await readFile(file, 'latin1');

@@ -21,8 +21,8 @@ import { chmod, mkdir, readFile, readdir, realpath, rename, rm, rmdir, stat, unl
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { NnfEnvError, errnoCode } from '../../errors.js';
-import { findPackageInfo } from '../package-info.js';
+import { NnfEnvError, errnoCode } from '../../core/errors.js';
+import { findPackageInfo } from '../../core/package-info.js';
 
 export class InstallError extends NnfEnvError {
   readonly exitCode = 1;
@@ -205,7 +205,7 @@ export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix
   const lib = `${prefix}/lib/nnf-env`;
   const sources: Source[] = [];
   // The two entry points are executable like npm's bins (tsc keeps their shebang, not the mode).
-  const entryPoints = new Set([`${lib}/dist/src/cli/nnf-env.js`, `${lib}/dist/src/cli/nnf-env.cjs`, `${lib}/dist/src/cli/nnf-envd.js`]);
+  const entryPoints = new Set([`${lib}/dist/src/bin/nnf-env.js`, `${lib}/dist/src/bin/nnf-env.cjs`, `${lib}/dist/src/bin/nnf-envd.js`]);
   const add = async (path: string, kind: FileKind, from: string, transform?: (b: Buffer) => Buffer): Promise<void> => {
     const st = await stat(from);
     const raw = await readFile(from);
@@ -234,10 +234,10 @@ export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix
   // Wrappers: the absolute node path, so that they work from systemd and the Flux prolog,
   // whose PATH may not have node.
   const wrapper = (script: string): Buffer => Buffer.from(
-    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from ${lib}.\nexec ${shellQuote(nodePath)} ${shellQuote(`${lib}/dist/src/cli/${script}`)} "$@"\n`, 'utf8');
+    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from ${lib}.\nexec ${shellQuote(nodePath)} ${shellQuote(`${lib}/dist/src/bin/${script}`)} "$@"\n`, 'utf8');
   // The bundle that `npm run build` makes (package.json's bin; faster to start), else the
   // ES module entry of a tsc-only build: same behaviour.
-  const nnfEnvEntry = existsSync(join(builtSrc, 'cli', 'nnf-env.cjs')) ? 'nnf-env.cjs' : 'nnf-env.js';
+  const nnfEnvEntry = existsSync(join(builtSrc, 'bin', 'nnf-env.cjs')) ? 'nnf-env.cjs' : 'nnf-env.js';
   sources.push({ path: `${prefix}/bin/nnf-env`, kind: 'bin', mode: 0o755, content: wrapper(nnfEnvEntry) });
   sources.push({ path: `${prefix}/sbin/nnf-envd`, kind: 'bin', mode: 0o755, content: wrapper('nnf-envd.js') });
 

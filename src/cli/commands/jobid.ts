@@ -3,8 +3,8 @@
  * the daemon, as any user. A bad id exits 2 with the JobIdError message.
  */
 import { Command, Option } from 'commander';
-import { formatJobId, JOBID_ENCODINGS, JobIdError, parseJobId } from '../../flux/jobid.js';
-import type { JobIdEncoding } from '../../flux/jobid.js';
+import { formatJobId, JOBID_ENCODINGS, JobIdError, parseJobId } from '../../contract/jobid.js';
+import type { JobIdEncoding } from '../../contract/jobid.js';
 
 const EXIT_BAD_ID = 2;
 

@@ -14,7 +14,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import type { JobStatus } from '../../node/job-status.js';
+import type { JobStatus } from '../../contract/job-status.js';
+import { parseId } from '../../contract/ids.js';
 
 export type NodeErrorPolicy = 'pass' | 'fail';
 
@@ -96,20 +97,15 @@ const NODE_KEYS = ['SOCKET_PATH', 'RUNTIME_DIR', 'PROLOG_TIMEOUT', 'PROLOG_ON_NO
  * (a few keys, fast), else the full loader (which also reports any problem in the file).
  */
 export async function loadNodeSettings(env: Env, configFile: string | undefined): Promise<NodeSettings> {
-  const { readConfigKeys } = await import('../light-config.js');
-  let config = readConfigKeys(NODE_KEYS, { env, configFile }) as Record<(typeof NODE_KEYS)[number], unknown> | null;
-  if (config === null) {
-    const { loadConfig } = await import('../../config/load.js');
-    config = (await loadConfig({ argvFlags: {}, env: env as NodeJS.ProcessEnv, configFile })).config as unknown as Record<(typeof NODE_KEYS)[number], unknown>;
-  }
+  const [{ loadConfigKeys }, { jobsDirOf, socketPathOf }] = await Promise.all([import('../../config/light.js'), import('../../contract/job-paths.js')]);
   // Spelled out: the schema's inferred value types are wider than what the loader guarantees.
-  const c = config as {
+  const c = (await loadConfigKeys(NODE_KEYS, { env, configFile })) as unknown as {
     SOCKET_PATH: string; RUNTIME_DIR: string; PROLOG_TIMEOUT: number; PROLOG_ON_NODE_ERROR: string;
     WORKFLOW_NAMESPACE: string; WORKFLOW_NAME_TEMPLATE: string;
   };
   return {
-    socketPath: c.SOCKET_PATH || `${c.RUNTIME_DIR.replace(/\/+$/, '')}/nnf-envd.sock`,
-    jobsDir: `${c.RUNTIME_DIR.replace(/\/+$/, '')}/jobs`,
+    socketPath: c.SOCKET_PATH || socketPathOf(c.RUNTIME_DIR),
+    jobsDir: jobsDirOf(c.RUNTIME_DIR),
     prologTimeoutMs: c.PROLOG_TIMEOUT,
     onNodeError: c.PROLOG_ON_NODE_ERROR as NodeErrorPolicy,
     workflowNamespace: c.WORKFLOW_NAMESPACE,
@@ -127,7 +123,7 @@ export interface PerilogJob {
 export async function perilogJob(env: Env): Promise<PerilogJob> {
   const text = env.FLUX_JOB_ID;
   if (text === undefined || text.trim() === '') throw new Error('FLUX_JOB_ID is not set (not run by the Flux perilog?)');
-  const { parseJobId, formatJobId } = await import('../../flux/jobid.js');
+  const { parseJobId, formatJobId } = await import('../../contract/jobid.js');
   const id = parseJobId(text);
   return { id, f58: formatJobId(id, 'f58') };
 }
@@ -136,7 +132,7 @@ export async function workflowLabelFor(settings: NodeSettings | null, id: bigint
   if (status?.workflow) return `${status.workflow.namespace}/${status.workflow.name}`;
   if (!settings) return '-';
   try {
-    const { workflowNameFor } = await import('../../dws/workflow-name.js');
+    const { workflowNameFor } = await import('../../domain/workflow-name.js');
     return `${settings.workflowNamespace}/${workflowNameFor(settings.workflowNameTemplate, id)}`;
   } catch {
     return '-';
@@ -212,7 +208,7 @@ async function warnJobShell(env: Env, settings: NodeSettings, id: bigint, timedO
     : null;
   if (!workflow) {
     try {
-      const { workflowNameFor } = await import('../../dws/workflow-name.js');
+      const { workflowNameFor } = await import('../../domain/workflow-name.js');
       workflow = { namespace: settings.workflowNamespace, name: workflowNameFor(settings.workflowNameTemplate, id) };
     } catch {
       // the header then names no workflow
@@ -232,7 +228,7 @@ async function warnJobShell(env: Env, settings: NodeSettings, id: bigint, timedO
  */
 export async function policyWithoutConfig(env: Env, configFile: string | undefined): Promise<NodeErrorPolicy> {
   try {
-    const { readConfigKeys } = await import('../light-config.js');
+    const { readConfigKeys } = await import('../../config/light.js');
     const light = readConfigKeys(['PROLOG_ON_NODE_ERROR'], { env, configFile });
     if (light) return light.PROLOG_ON_NODE_ERROR as NodeErrorPolicy;
   } catch {
@@ -257,9 +253,8 @@ function isFinal(status: JobStatus): boolean {
 }
 
 function parseUserId(text: string | undefined): number {
-  if (text === undefined || !/^\d{1,10}$/.test(text.trim())) throw new Error(`FLUX_JOB_USERID ${JSON.stringify(text ?? null)} is not a user id`);
-  const n = Number(text.trim());
-  if (n > 0xffffffff) throw new Error(`FLUX_JOB_USERID ${text} is out of range`);
+  const n = parseId(text);
+  if (n === undefined) throw new Error(`FLUX_JOB_USERID ${JSON.stringify(text ?? null)} is not a user id (0 to 4294967294)`);
   return n;
 }
 

@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { constants } from 'node:os';
-import { NnfEnvError } from '../../errors.js';
+import { NnfEnvError } from '../../core/errors.js';
 
 export class RunError extends NnfEnvError {
   readonly exitCode: number;

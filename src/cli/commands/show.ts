@@ -1,6 +1,6 @@
 /** `nnf-env show [--json]`: what nnf-env knows about the job: phase, variables, port results. */
 import { Command } from 'commander';
-import type { JobStatus, PortResult } from '../../node/job-status.js';
+import type { JobStatus, PortResult } from '../../contract/job-status.js';
 
 export function command(): Command {
   return new Command('show')

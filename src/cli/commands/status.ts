@@ -4,7 +4,7 @@
  * to the socket (root or SOCKET_GROUP).
  */
 import { Command } from 'commander';
-import type { JobStatus } from '../../node/job-status.js';
+import type { JobStatus } from '../../contract/job-status.js';
 
 type Obj = Record<string, unknown>;
 

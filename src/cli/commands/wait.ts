@@ -15,7 +15,7 @@
 import { Command } from 'commander';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename } from 'node:path';
-import { FINAL_PHASES, type JobStatus } from '../../node/job-status.js';
+import { FINAL_PHASES, type JobStatus } from '../../contract/job-status.js';
 
 const SAFETY_RECHECK_MS = 2000;
 const POLL_MS = 250;
@@ -92,7 +92,7 @@ export function command(): Command {
       const deadline = Date.now() + timeoutMs;
       const ref = ctx.resolveJobRef(opts.job);
       const jobsDir = await ctx.resolveJobsDir();
-      const { jobFiles } = await import('../../node/job-paths.js');
+      const { jobFiles } = await import('../../contract/job-paths.js');
       const paths = jobFiles(jobsDir, ref.id);
 
       // Watch before the first read, so that a write between the read and the watch is not missed.
@@ -122,7 +122,7 @@ export function command(): Command {
       if (!opts.ports) return;
 
       const cp = await import('./check-ports.js');
-      const { parsePortList } = await import('../../node/port-probe.js');
+      const { parsePortList } = await import('../../contract/port-list.js');
       const plan = cp.probePlan(variables, files.status, parsePortList);
       if (plan.ports.length === 0) return; // nothing to wait for
       const results = await cp.probeNow(plan, { deadlineMs: Math.max(0, deadline - Date.now()) });

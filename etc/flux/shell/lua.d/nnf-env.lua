@@ -140,7 +140,7 @@ end
 
 -- One line of the env file (without its LF). Returns
 --   "var", name, value | "fact", key, text | "skip" | nil, reason
--- The rules are those of parseEnvFileWithFacts in src/node/env-file.ts.
+-- The rules are those of parseEnvFileWithFacts in src/contract/env-file.ts.
 function M.parse_line(line)
     if line == "" then return "skip" end
     if line:find("\0", 1, true) or line:find("[\1-\31\127]") or line:find("\194[\128-\159]") then
