@@ -6,7 +6,14 @@
  */
 import type { KubeClient } from '../../kube/client.js';
 import { KubeApiError } from '../../kube/errors.js';
-import type { CheckResult } from './doctor.js';
+
+/** A doctor check line (doctor.ts's CheckResult, by shape: doctor imports this file). */
+export interface CheckResult {
+  check: string;
+  state: 'ok' | 'warn' | 'fail' | 'skip';
+  detail: string;
+  fix?: string;
+}
 
 export interface AccessQuestion {
   group: string;
