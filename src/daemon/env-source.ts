@@ -26,6 +26,8 @@ export interface ReadyExtras {
   warning?: string;
   /** Why this node got no rabbit file systems (dw_failure_tolerance), or undefined. */
   excluded?: string;
+  /** Where the user finds the container's log, told when its ports do not answer. */
+  containerLogHint?: string;
 }
 
 export type SourceView =

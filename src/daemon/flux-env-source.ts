@@ -49,7 +49,9 @@ export class FluxEnvSource implements JobEnvSource {
       if (a.kind === 'ready') {
         const wf = workflowSummary(job.namespace, name, { state: 'PreRun', ready: true, status: 'Completed' });
         const excluded = a.excluded ? `${a.excluded.replace(/\)$/, '')}; ${rabbitWorkflowHint(job.id)})` : undefined;
-        return { kind: 'ready', workflow: wf, env: a.variables, extras: () => Promise.resolve(excluded ? { excluded } : {}) };
+        // flux-coral2 saves the tail of a container's log in the job's KVS once the job ends (flux_k8s/cleanup.py).
+        const containerLogHint = `the container's log: flux job info ${formatJobId(job.id, 'f58')} rabbit_container_log, once the job has ended`;
+        return { kind: 'ready', workflow: wf, env: a.variables, extras: () => Promise.resolve({ containerLogHint, ...(excluded ? { excluded } : {}) }) };
       }
       if (a.kind === 'failed') return { kind: 'failed', workflow: workflowSummary(job.namespace, name, undefined), code: a.code, message: `${a.message} (${rabbitWorkflowHint(job.id)})` };
       if (ended) return { kind: 'failed', workflow: undefined, code: 'JOB_ENDED', message: `the job's eventlog ended without a dws_environment event (${rabbitWorkflowHint(job.id)})` };

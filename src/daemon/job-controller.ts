@@ -497,7 +497,7 @@ export class JobController {
     const seenAt = performance.now();
     const wf = view.workflow;
     const timings = { ...job.status.timings, preRunFinishedAt: new Date().toISOString() };
-    const { token, warning, excluded } = await view.extras(job.abort.signal);
+    const { token, warning, excluded, containerLogHint } = await view.extras(job.abort.signal);
     const cfg = this.config;
     const maxTotal = cfg.ENV_MAX_TOTAL_BYTES;
     const env = validateWorkflowEnv(view.env, {
@@ -560,6 +560,7 @@ export class JobController {
     this.opts.metrics?.recordProbe(ports.results);
     const unreachable = ports.results.filter((r) => !r.reachable).map((r) => r.port);
     if (unreachable.length > 0) this.logger.warn({ job: job.ident.id, target: ports.target, address: ports.address, unreachable }, 'user container ports not reachable (the job is delivered; the user is told)');
+    if (unreachable.length > 0 && containerLogHint) warnings.push(containerLogHint);
     status = this.statusOf(job, wf, 'delivered', { plan, warnings, ports, timings: { ...status.timings, deliveredAt: new Date().toISOString() } });
     // Both files again: the env file's facts tell the shell plugin about unreachable ports.
     await this.writeFile(job, files.env, renderJobEnvFile(plan, status), wf);

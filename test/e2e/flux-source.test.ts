@@ -195,6 +195,23 @@ t.test('dw_failure_tolerance: this node was removed, so no DW_JOB_* paths, and t
   t.same(kubeRequests, []);
 });
 
+t.test('a container port that does not answer: the user is pointed at rabbit_container_log', async (t) => {
+  const closed = net.createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const id = newJobId();
+  await flux.addJob(id, { userID: USER, dw: '#DW container name=c profile=p' });
+  await flux.post(id, 'dws_environment', { variables: { NNF_CONTAINER_PORTS: String(port) } });
+  await trackJob(h.socketPath, id.toString(), USER);
+  const st = (await getJob(h.socketPath, id.toString(), { wait: true, timeoutMs: 20_000 })) as Awaited<ReturnType<typeof getJob>> & { warnings?: string[] };
+  t.equal(st.phase, 'delivered');
+  t.equal(st.ports?.results[0]?.reachable, false);
+  t.match(st.warnings?.join('\n'), new RegExp(`flux job info ${formatJobId(id, 'f58')} rabbit_container_log`));
+  const run = await plugin(id);
+  t.match(run.logs.join('\n'), /rabbit_container_log/, 'the shell says it');
+});
+
 t.test('the daemon reports flux mode and no connection', async (t) => {
   const s = await getStatus(h.socketPath);
   t.equal(s.envSource, 'flux');
