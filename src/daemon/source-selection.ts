@@ -16,7 +16,8 @@ import type { EnvWatch, JobEnvSource, SourceJob, SourceView } from './env-source
  *   costs the check: the watch answers as before.
  * - flux: then the eventlog. No Kubernetes source exists at all.
  * - auto: then one `flux job eventlog`: a job that flux-coral2 handles (its marks, or the
- *   event itself, are there) gets the eventlog source, others the Workflow watch.
+ *   event itself, are there) gets the eventlog source, others (and any job whose eventlog flux
+ *   cannot show) the Workflow watch.
  */
 export type SelectionConfig = Pick<Config, 'ENV_SOURCE' | 'JOBSPEC_CHECK' | 'KUBE_REQUEST_TIMEOUT'>;
 
@@ -83,10 +84,11 @@ export class SelectingSource implements JobEnvSource {
     }
     if (mode === 'kube') return { kind: 'use', source: kubeSource!, why: 'ENV_SOURCE=kube' };
     if (mode === 'flux' || !kubeSource) return { kind: 'use', source: fluxSource!, why: 'ENV_SOURCE=flux' };
+    // An eventlog flux cannot show: the Workflow watch, which needs no flux, answers.
     const handled = await this.coral2Handles(job);
-    return handled === false
-      ? { kind: 'use', source: kubeSource, why: 'flux-coral2 does not handle this job' }
-      : { kind: 'use', source: fluxSource!, why: handled ? 'flux-coral2 handles this job' : 'eventlog unreadable' };
+    return handled === true
+      ? { kind: 'use', source: fluxSource!, why: 'flux-coral2 handles this job' }
+      : { kind: 'use', source: kubeSource, why: handled === false ? 'flux-coral2 does not handle this job' : 'eventlog unreadable' };
   }
 
   /** true/false: the jobspec has / has not `attributes.system.dw`; undefined: unreadable. */
