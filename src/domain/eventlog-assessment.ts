@@ -37,7 +37,7 @@ export function assessEventlog(events: readonly FluxEvent[], node: string): Even
       const note = typeof c.note === 'string' ? c.note : '';
       if (severity === 0) {
         // flux-coral2 (or someone) already failed the job: it never runs; nnf-env adds nothing.
-        return { kind: 'failed', code: 'JOB_EXCEPTION', message: `job exception ${type}: ${note || '(no note)'}` };
+        return { kind: 'failed', code: 'JOB_EXCEPTION', message: `fatal job exception${type === 'exception' ? '' : ` (${type})`}: ${note || '(no note)'}` };
       }
       if (type === NODE_FAILURE_EXCEPTION && note !== '' && hostlistIncludes(note, node)) {
         excluded = `this node (${node}) lost its rabbit file systems and was removed from the workflow (dws-node-failure ${note}, within the job's dw_failure_tolerance)`;

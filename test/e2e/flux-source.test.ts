@@ -153,7 +153,7 @@ t.test('a job without #DW: one flux job info, no eventlog watch, no API request'
 t.test('flux-coral2\'s fatal exception: reported to the user, never added to', async (t) => {
   const id = newJobId();
   await flux.addJob(id, { userID: USER, dw: '#DW jobdw type=xfs capacity=1GiB name=x' });
-  await flux.post(id, 'exception', { type: 'exception', severity: 0, userid: 0, note: 'DWS/Rabbit interactions failed: workflow hit an error: bad things' });
+  await flux.post(id, 'exception', { type: 'exception', severity: 0, note: 'DWS/Rabbit interactions failed: workflow hit an error: bad things', userid: 0 });
   const p = await prolog(id);
   t.equal(p.code, 0, 'the prolog does not fail (no second exception, no drain)');
   t.match(p.stdout + p.stderr, /failed \(user job problem/);
@@ -171,7 +171,7 @@ t.test('flux-coral2\'s fatal exception: reported to the user, never added to', a
 t.test('dw_failure_tolerance: this node was removed, so no DW_JOB_* paths, and the user is told', async (t) => {
   const id = newJobId();
   await flux.addJob(id, { userID: USER, dw: '#DW jobdw type=xfs capacity=1GiB name=my_xfs', failureTolerance: 2 });
-  await flux.post(id, 'exception', { type: 'dws-node-failure', severity: 1, userid: 0, note: `compute[1-3],${NODE}` });
+  await flux.post(id, 'exception', { type: 'dws-node-failure', severity: 1, note: `compute[1-3],${NODE}`, userid: 0 });
   await flux.post(id, 'dws_environment', { variables: workflowEnv(id) });
   await trackJob(h.socketPath, id.toString(), USER);
   const st = (await getJob(h.socketPath, id.toString(), { wait: true, timeoutMs: 10_000 })) as Awaited<ReturnType<typeof getJob>> & { warnings?: string[] };
@@ -187,7 +187,7 @@ t.test('dw_failure_tolerance: this node was removed, so no DW_JOB_* paths, and t
   // Another node's failure changes nothing here.
   const id2 = newJobId();
   await flux.addJob(id2, { userID: USER, dw: '#DW jobdw type=xfs capacity=1GiB name=my_xfs', failureTolerance: 2 });
-  await flux.post(id2, 'exception', { type: 'dws-node-failure', severity: 1, userid: 0, note: 'compute-[1-9]' });
+  await flux.post(id2, 'exception', { type: 'dws-node-failure', severity: 1, note: 'compute-[1-9]', userid: 0 });
   await flux.post(id2, 'dws_environment', { variables: workflowEnv(id2) });
   await trackJob(h.socketPath, id2.toString(), USER);
   await getJob(h.socketPath, id2.toString(), { wait: true, timeoutMs: 10_000 });

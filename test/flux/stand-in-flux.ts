@@ -10,7 +10,8 @@
  *        appended; exit 1 with "flux-job: wait-event timeout on event 'EVENT'" after -t,
  *        "flux-job: event 'EVENT' never received" once the job is inactive (a clean event)
  *
- * Unknown job: "flux-job: job ID not found", exit 1. Every call is appended to <dir>/calls.
+ * Unknown job: "flux-job: job ID not found" (eventlog, wait-event), "flux-job: invalid job id"
+ * (info), exit 1, as flux-core 0.88 answers. Every call is appended to <dir>/calls.
  * FLUX_STANDIN_DIR names the fixture directory.
  */
 import { appendFileSync, readFileSync } from 'node:fs';
@@ -102,7 +103,8 @@ async function main(): Promise<void> {
     const [idArg, key] = pos;
     if (idArg === undefined || key === undefined) die('Usage: flux-job info id key');
     const d = jobDir(idArg);
-    if (read(join(d, 'eventlog')) === undefined) die(`job ${idArg} not found`);
+    // flux-core 0.88 says this, not "not found", for a job it does not know (seen in a real instance).
+    if (read(join(d, 'eventlog')) === undefined) die('invalid job id');
     const text = read(join(d, key === 'jobspec' ? 'jobspec.json' : key));
     if (text === undefined) die('No such file or directory');
     process.stdout.write(text + '\n');

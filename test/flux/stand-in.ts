@@ -19,6 +19,13 @@ export interface StandInFlux {
   calls(): Promise<string[][]>;
 }
 
+/** JSON as Python's json.dumps writes it by default. */
+export function pythonJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(pythonJson).join(', ')}]`;
+  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${pythonJson(x)}`).join(', ')}}`;
+  return JSON.stringify(v);
+}
+
 let clock = 1764748800.123456;
 export function eventLine(name: string, context?: Record<string, unknown>): string {
   clock += 0.0173;
@@ -50,7 +57,8 @@ export async function makeStandInFlux(root: string): Promise<StandInFlux> {
         attributes: { system },
         version: 1,
       };
-      await writeFile(join(jd, 'jobspec.json'), JSON.stringify(jobspec));
+      // As `flux submit` stores it (Python's json.dumps: ", " and ": " separators).
+      await writeFile(join(jd, 'jobspec.json'), pythonJson(jobspec));
       await writeFile(join(jd, 'eventlog'), '');
       await post(id, 'submit', { userid: opts.userID, urgency: 16, flags: 0, version: 1 });
       await post(id, 'validate');
