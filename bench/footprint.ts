@@ -1,49 +1,129 @@
 /**
- * Daemon footprint: RSS and CPU of nnf-envd (its own process, read from /proc) when idle, with
- * N tracked jobs still waiting (one watch each), and with the same N jobs delivered.
+ * Daemon footprint and quiet: how often nnf-envd wakes up, how much CPU and memory it uses,
+ * read from /proc for its own process (all its threads), in three states against the
+ * simulator sending a bookmark every 60 s on each watch (as kube-apiserver does):
+ *   idle (no jobs), N tracked jobs waiting (one watch each), the same N jobs delivered.
+ *
+ * A wakeup is a context switch of any of the daemon's threads (voluntary + involuntary, from
+ * /proc/<pid>/task/<tid>/status): each time the process leaves the CPU it was woken before.
+ * "Apart from the API's own events": every watch event and bookmark the API server sends costs
+ * the daemon at least one wakeup, so those received in the window (from /v1/status, asked
+ * before and after the window, outside it) are subtracted for the waiting figure.
+ * The floor is `node -e 'setInterval(()=>{},1e9)'` measured the same way.
  */
-import { trackJob } from '../src/api/client.js';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { trackJob, getStatus } from '../src/api/client.js';
 import { dwsResource } from '../src/kube/resource.js';
-import { procUsage, sleep, until } from './lib.js';
+import { sleep, until } from './lib.js';
 import { startRig } from './daemon-rig.js';
 import { benchWorkflow, jobIdOf, workflowName } from './workflows.js';
-import { getStatus } from '../src/api/client.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 
-export interface FootprintSample {
+export interface QuietSample {
   rssMiB: number;
   /** CPU seconds per wall second over the window (1.0 = one core busy). */
   cpuShare: number;
+  /** Context switches of all threads per second. */
+  wakeupsPerSecond: number;
+  /** Watch events + bookmarks the API server sent in the window, per second. */
+  apiEventsPerSecond: number;
+  threads: number;
   windowSeconds: number;
 }
 
 export interface FootprintResult {
   jobs: number;
-  idle: FootprintSample;
-  waiting: FootprintSample & { watches: number };
-  delivered: FootprintSample;
+  floor: QuietSample;
+  idle: QuietSample;
+  waiting: QuietSample & { watches: number };
+  delivered: QuietSample;
   bookmarkIntervalMs: number;
 }
 
-async function sample(pid: number, seconds: number): Promise<FootprintSample> {
-  const a = procUsage(pid);
+interface ProcSnapshot {
+  switches: number;
+  cpuSeconds: number;
+  rssMiB: number;
+  threads: number;
+}
+
+/** Context switches over all threads, CPU (utime + stime of the whole process) and RSS. */
+export function procSnapshot(pid: number): ProcSnapshot {
+  let switches = 0;
+  let threads = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let st: string;
+    try {
+      st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    } catch {
+      continue; // the thread ended between readdir and read
+    }
+    threads++;
+    switches += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)?.[1] ?? 0);
+  }
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssMiB = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN) / 1024;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start after the last ')'.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuSeconds = (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15), USER_HZ 100
+  return { switches, cpuSeconds, rssMiB, threads };
+}
+
+async function apiEvents(socketPath: string): Promise<number> {
+  const st = (await getStatus(socketPath)) as { watches?: { events?: number; bookmarks?: number } };
+  return (st.watches?.events ?? 0) + (st.watches?.bookmarks ?? 0);
+}
+
+async function sample(pid: number, seconds: number, socketPath?: string): Promise<QuietSample> {
+  // The status requests are made outside the window: they would wake the daemon themselves.
+  const e0 = socketPath ? await apiEvents(socketPath) : 0;
+  await sleep(200);
+  const a = procSnapshot(pid);
   const t0 = performance.now();
   await sleep(seconds * 1000);
-  const b = procUsage(pid);
+  const b = procSnapshot(pid);
   const wall = (performance.now() - t0) / 1000;
-  return { rssMiB: b.rssMiB, cpuShare: (b.cpuSeconds - a.cpuSeconds) / wall, windowSeconds: wall };
+  await sleep(200);
+  const e1 = socketPath ? await apiEvents(socketPath) : 0;
+  return {
+    rssMiB: b.rssMiB,
+    cpuShare: (b.cpuSeconds - a.cpuSeconds) / wall,
+    wakeupsPerSecond: (b.switches - a.switches) / wall,
+    apiEventsPerSecond: (e1 - e0) / wall,
+    threads: b.threads,
+    windowSeconds: wall,
+  };
+}
+
+/** The floor: a Node process that does nothing but stay alive. */
+async function floorSample(seconds: number): Promise<QuietSample> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' });
+  try {
+    await sleep(1000);
+    return await sample(child.pid!, seconds);
+  } finally {
+    child.kill('SIGKILL');
+  }
 }
 
 export async function runFootprint(opts: { jobs: number; windowSeconds: number; log: (s: string) => void }): Promise<FootprintResult> {
   const bookmarkIntervalMs = 60_000;
+  const line = (name: string, s: QuietSample) =>
+    opts.log(`  ${name}: ${s.wakeupsPerSecond.toFixed(2)} wakeups/s (API events ${s.apiEventsPerSecond.toFixed(2)}/s), CPU ${(s.cpuShare * 100).toFixed(3)} %, RSS ${s.rssMiB.toFixed(1)} MiB, ${s.threads} threads`);
+  const floor = await floorSample(Math.min(opts.windowSeconds, 20));
+  line('floor (node -e setInterval)', floor);
   // Watches as long as kube-apiserver's default bounds them (no client-side churn in the window).
   const rig = await startRig({ sim: { bookmarkIntervalMs, historySize: 50_000 } });
   try {
     const pid = rig.daemon.pid!;
-    await sleep(2000); // past start-up work (discovery, first lists, GC)
-    const idle = await sample(pid, opts.windowSeconds);
-    opts.log(`  idle: RSS ${idle.rssMiB.toFixed(1)} MiB, CPU ${(idle.cpuShare * 100).toFixed(2)} %`);
+    // Past start-up: discovery, first lists, GC of old job files, and V8's memory reducer, which
+    // runs a few full GCs in the first ~10 s after the start-up allocations (once per start).
+    await sleep(15_000);
+    const idle = await sample(pid, opts.windowSeconds, rig.h.socketPath);
+    line('idle', idle);
     const idx = Array.from({ length: opts.jobs }, (_, k) => 200_000 + k);
     for (const i of idx) rig.h.sim.create(WF, benchWorkflow(i, 1, { ready: false, token: false }));
     for (let k = 0; k < idx.length; k += 50) await Promise.all(idx.slice(k, k + 50).map((i) => trackJob(rig.h.socketPath, jobIdOf(i).toString(), 1050)));
@@ -53,15 +133,15 @@ export async function runFootprint(opts: { jobs: number; windowSeconds: number; 
       watches = st.watches?.live ?? 0;
       return watches >= opts.jobs;
     }, 120_000, 100);
-    await sleep(1000);
-    const waiting = { ...(await sample(pid, opts.windowSeconds)), watches };
-    opts.log(`  ${opts.jobs} waiting jobs (${watches} watches): RSS ${waiting.rssMiB.toFixed(1)} MiB, CPU ${(waiting.cpuShare * 100).toFixed(2)} %`);
+    await sleep(2000);
+    const waiting = { ...(await sample(pid, opts.windowSeconds, rig.h.socketPath)), watches };
+    line(`${opts.jobs} waiting jobs (${watches} watches)`, waiting);
     for (const i of idx) rig.h.sim.patchMerge(WF, 'default', workflowName(i), { status: { ready: true, status: 'Completed' } });
     for (const i of idx) await rig.waitPhase(jobIdOf(i), ['delivered'], 120_000);
-    await sleep(1000);
-    const delivered = await sample(pid, opts.windowSeconds);
-    opts.log(`  ${opts.jobs} delivered jobs: RSS ${delivered.rssMiB.toFixed(1)} MiB, CPU ${(delivered.cpuShare * 100).toFixed(2)} %`);
-    return { jobs: opts.jobs, idle, waiting, delivered, bookmarkIntervalMs };
+    await sleep(2000);
+    const delivered = await sample(pid, opts.windowSeconds, rig.h.socketPath);
+    line(`${opts.jobs} delivered jobs`, delivered);
+    return { jobs: opts.jobs, floor, idle, waiting, delivered, bookmarkIntervalMs };
   } finally {
     await rig.close();
   }

@@ -221,3 +221,9 @@ export async function health(socketPath: string, opts: RequestOptions = {}): Pro
   const body = expectOk(answer) as { ok?: unknown } | null;
   return body?.ok === true;
 }
+
+/** GET /v1/profiles: the daemon's cached NnfContainerProfiles (shape: ProfilesDocument, FORMATS.md). */
+export async function getProfiles(socketPath: string, opts: RequestOptions = {}): Promise<Record<string, unknown>> {
+  const answer = await requestJson(socketPath, 'GET', '/v1/profiles', undefined, opts);
+  return expectOk(answer) as Record<string, unknown>;
+}

@@ -1,6 +1,30 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// prom-client's default metrics one by one: it has no switch per metric (see runtimeMetrics()).
+import processCpuTotal from 'prom-client/lib/metrics/processCpuTotal.js';
+import processStartTime from 'prom-client/lib/metrics/processStartTime.js';
+import osMemoryHeap from 'prom-client/lib/metrics/osMemoryHeap.js';
+import processOpenFileDescriptors from 'prom-client/lib/metrics/processOpenFileDescriptors.js';
+import processMaxFileDescriptors from 'prom-client/lib/metrics/processMaxFileDescriptors.js';
+import processHandles from 'prom-client/lib/metrics/processHandles.js';
+import processRequests from 'prom-client/lib/metrics/processRequests.js';
+import heapSizeAndUsed from 'prom-client/lib/metrics/heapSizeAndUsed.js';
+import heapSpacesSizeAndUsed from 'prom-client/lib/metrics/heapSpacesSizeAndUsed.js';
+import version from 'prom-client/lib/metrics/version.js';
+import eventLoopLag from 'prom-client/lib/metrics/eventLoopLag.js';
+import gc from 'prom-client/lib/metrics/gc.js';
 import type { JobPhase, PortResult } from '../contract/job-status.js';
 import type { WatchTotals } from '../contract/control-api.js';
+
+/**
+ * prom-client's process and heap metrics that are computed when /metrics is scraped (no
+ * timer): CPU, memory, file descriptors, handles, heap (spaces), start time, Node version.
+ * Its event-loop lag (a 10 ms sampling timer: ~100 wakeups/s) and GC observer are left out
+ * unless METRICS_RUNTIME_INTERVAL asks for them.
+ */
+function runtimeMetrics(sampling: boolean): PromClientMetric[] {
+  const scrapeTime = [processCpuTotal, processStartTime, osMemoryHeap, processOpenFileDescriptors, processMaxFileDescriptors, processHandles, processRequests, heapSizeAndUsed, heapSpacesSizeAndUsed, version];
+  return sampling ? [...scrapeTime, eventLoopLag, gc] : scrapeTime;
+}
 
 /**
  * The daemon's Prometheus metrics, on a registry of its own (several daemons may share a
@@ -30,10 +54,17 @@ export class DaemonMetrics {
   readonly jobOutcomes: Counter<'phase'>;
   readonly apiRequests: Counter<'method' | 'route' | 'code'>;
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  /**
+   * defaultMetrics: prom-client's process and heap metrics (computed on scrape). runtimeSampleMs:
+   * above 0, also event-loop lag sampled at that resolution and GC pauses (METRICS_RUNTIME_INTERVAL).
+   */
+  constructor(opts: { defaultMetrics?: boolean; runtimeSampleMs?: number } = {}) {
     const registers = [this.registry];
     const self = this;
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'nnf_envd_' });
+    if (opts.defaultMetrics !== false) {
+      const sampleMs = opts.runtimeSampleMs ?? 0;
+      for (const metric of runtimeMetrics(sampleMs > 0)) metric(this.registry, { prefix: 'nnf_envd_', ...(sampleMs > 0 ? { eventLoopMonitoringPrecision: sampleMs } : {}) });
+    }
 
     const totalCounter = (name: string, help: string, pick: (t: WatchTotals) => number) =>
       new Counter({

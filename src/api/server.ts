@@ -3,7 +3,8 @@ import { connect } from 'node:net';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { createRequire } from 'node:module';
+import type { WebSocketServer, WebSocket } from 'ws';
 import { NnfEnvError, errnoCode, errorMessage } from '../core/errors.js';
 import { JobIdError, parseJobId } from '../contract/jobid.js';
 import { parseDuration } from '../config/duration.js';
@@ -34,6 +35,8 @@ export interface ApiServerOptions {
   jobs: ApiJobs;
   /** GET /v1/status. */
   status: () => Record<string, unknown>;
+  /** GET /v1/profiles: the cached NnfContainerProfiles (404 when the daemon has no cache). */
+  profiles?: () => unknown;
   /** GET /healthz is 200 only while this says true. */
   healthy?: () => boolean;
   /** The first messages of a new WebSocket client (current state). */
@@ -162,7 +165,8 @@ function readBody(req: IncomingMessage): Promise<string> {
 export class ApiServer {
   readonly socketPath: string;
   private readonly server: Server;
-  private readonly wss: WebSocketServer;
+  /** Made on the first WebSocket client: most daemons never have one, and ws is loaded then. */
+  private wssLazy: WebSocketServer | undefined;
   private readonly logger: Logger;
   private readonly polls = new Set<AbortController>();
   private readonly unsubscribes = new Set<() => void>();
@@ -172,7 +176,6 @@ export class ApiServer {
     this.socketPath = opts.socketPath;
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.server = createServer({ requestTimeout: 0, headersTimeout: 10_000 }, (req, res) => void this.handle(req, res));
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
     this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\n\r\n{"error":{"code":"BAD_REQUEST","message":"malformed HTTP request"}}');
@@ -207,23 +210,32 @@ export class ApiServer {
     return api;
   }
 
+  private get wss(): WebSocketServer {
+    if (!this.wssLazy) {
+      // A literal require() in a CommonJS bundle (which inlines ws), createRequire as an ES module.
+      const { WebSocketServer: Wss } = (typeof require === 'function' ? require('ws') : createRequire(import.meta.url)('ws')) as typeof import('ws');
+      this.wssLazy = new Wss({ noServer: true, maxPayload: 64 * 1024 });
+    }
+    return this.wssLazy;
+  }
+
   /** Answers open long polls with the current status, closes WebSockets, stops listening. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     for (const p of this.polls) p.abort();
     for (const u of this.unsubscribes) u();
-    for (const ws of this.wss.clients) ws.close(1001, 'nnf-envd stopping');
+    for (const ws of this.wssLazy?.clients ?? []) ws.close(1001, 'nnf-envd stopping');
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
       // Anything still open after a moment is cut (a client that never reads).
       setTimeout(() => {
         this.server.closeAllConnections();
-        for (const ws of this.wss.clients) ws.terminate();
+        for (const ws of this.wssLazy?.clients ?? []) ws.terminate();
       }, 1000).unref();
     });
-    this.wss.close();
+    this.wssLazy?.close();
     await unlink(this.socketPath).catch(() => undefined);
   }
 
@@ -255,6 +267,12 @@ export class ApiServer {
         route = 'status';
         allow(method, ['GET']);
         return this.send(res, 200, this.opts.status(), route, method);
+      }
+      if (path === '/v1/profiles') {
+        route = 'profiles';
+        allow(method, ['GET']);
+        if (!this.opts.profiles) throw new HttpError(404, 'NOT_FOUND', 'this daemon does not cache container profiles');
+        return this.send(res, 200, this.opts.profiles(), route, method);
       }
       if (path === '/v1/jobs') {
         route = 'jobs';

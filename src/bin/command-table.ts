@@ -39,6 +39,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'check-ports', module: '../cli/commands/check-ports', group: 'job', summary: 'Probe the user container\'s ports from here, now' },
   { name: 'endpoint', module: '../cli/commands/endpoint', group: 'job', summary: 'Print host:port lines to contact the user container' },
   { name: 'run', module: '../cli/commands/run', group: 'job', summary: 'Run a command with the job\'s variables set: nnf-env run -- CMD ARGS...' },
+  { name: 'profiles', module: '../cli/commands/profiles', group: 'job', summary: 'Container profiles you may use; --check FILE: would the job\'s #DW container be refused?' },
   { name: 'prolog', module: '../cli/commands/prolog', fast: true, group: 'flux', summary: 'Have nnf-envd track the job and wait until its environment is delivered' },
   { name: 'epilog', module: '../cli/commands/epilog', fast: true, group: 'flux', summary: 'Untrack the job and remove its files' },
   { name: 'status', module: '../cli/commands/status', group: 'admin', summary: 'The daemon\'s view of the node and its jobs (control socket)' },

@@ -96,7 +96,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       jobId: DEMO_JOB,
       userID: uid,
       groupID: gid,
-      directives: ['#DW jobdw type=xfs capacity=10GB name=scratch', '#DW container name=demo-app profile=demo-app DW_JOB_foo_local_storage=scratch'],
+      // red-rock-slushy: an example profile the simulator seeds in nnf-system (2 ports; its storage must be gfs2 or lustre).
+      directives: ['#DW jobdw type=gfs2 capacity=10GB name=scratch', '#DW container name=demo-app profile=red-rock-slushy DW_JOB_foo_local_storage=scratch'],
       listenDelayMs: 300,
     });
     const jobId = formatJobId(DEMO_JOB, 'f58');

@@ -15,15 +15,8 @@ import type { JobStatus } from '../contract/job-status.js';
 
 // ---------------------------------------------------------------- errors (exit codes are stable)
 
-/** Exit codes of the job-script commands; documented in `nnf-env <cmd> --help`. */
-export const EXIT = {
-  FAILURE: 1,          // variable unset, ports unreachable, anything else
-  USAGE: 2,            // no or bad job id, bad option
-  NOT_DELIVERED: 3,    // not delivered yet (or `wait` timed out)
-  WORKFLOW_FAILED: 4,
-  NO_WORKFLOW: 5,      // no workflow / no files for this job on this node
-  PERMISSION: 6,       // another user's job
-} as const;
+export { EXIT } from './exit-codes.js';
+import { EXIT } from './exit-codes.js';
 
 export class JobContextError extends NnfEnvError {
   readonly exitCode: number;
@@ -129,12 +122,18 @@ export interface JobRef {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** Job id from `--job`, else FLUX_JOB_ID, else NNF_ENV_JOB_ID, in any Flux encoding. */
+/**
+ * Job id from `--job`, else NNF_ENV_JOB_ID, else FLUX_JOB_ID, in any Flux encoding.
+ * NNF_ENV_JOB_ID first: it names the job whose variables this environment holds (the env file
+ * sets it). In a `flux run` step of a batch job, or a nested `flux alloc`, FLUX_JOB_ID is the
+ * step's id in the sub-instance, which has no nnf-env files, while the inherited variables and
+ * NNF_ENV_JOB_ID are those of the allocation.
+ */
 export function resolveJobRef(flag: string | undefined, env: Env = process.env): JobRef {
   const candidates: Array<[JobIdSource, string | undefined]> = [
     ['--job', flag],
-    ['FLUX_JOB_ID', env.FLUX_JOB_ID],
     ['NNF_ENV_JOB_ID', env.NNF_ENV_JOB_ID],
+    ['FLUX_JOB_ID', env.FLUX_JOB_ID],
   ];
   for (const [source, text] of candidates) {
     if (text === undefined || text.trim() === '') continue;

@@ -18,6 +18,7 @@ type Check = (value: ParsedValue) => string | null;
 const name: Check = (v) => (v === '' || NAME.test(String(v)) ? null : 'must not contain whitespace or "/"');
 
 export const VALUE_CHECKS: Partial<Record<ConfigKey, Check>> = {
+  METRICS_RUNTIME_INTERVAL: (v) => (v === 0 || (v as number) >= 1000 ? null : 'must be 0 (off) or at least 1s (a finer sampling timer wakes the daemon too often)'),
   NODE_NAME: name,
   RABBIT_NAME: name,
   WORKFLOW_NAMESPACE: name,

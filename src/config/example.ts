@@ -22,6 +22,7 @@ const SECTIONS: Partial<Record<ConfigKey, string>> = {
   PROBE_PORTS: 'Port probes',
   WATCH_TIMEOUT: 'Watches',
   PROLOG_TIMEOUT: 'Prolog and epilog',
+  METRICS_RUNTIME_INTERVAL: 'Metrics',
   LOG_LEVEL: 'Logging',
 };
 

@@ -102,11 +102,14 @@ export const SCHEMA = {
   BACKOFF_MAX: d('Longest pause after failed lists or watches.', '30s', 1, 10 * 60_000),
   MAX_LINE_BYTES: i('Largest watch event line accepted, in bytes.', String(16 * MIB), 1024, 256 * MIB),
   LIST_PAGE_SIZE: i('Objects per page when listing.', '500', 1, 10_000),
-  GC_INTERVAL: d('How often job files of vanished workflows are removed.', '5m', 1000, 24 * HOUR),
+  GC_INTERVAL: d('How often job files of vanished workflows are removed (the epilog removes them normally; this catches jobs whose epilog never ran).', '15m', 1000, 24 * HOUR),
 
   // --- prolog / epilog
   PROLOG_TIMEOUT: d('Longest the prolog waits for a job\'s environment. Below Flux\'s own prolog timeout (30m), so that nnf-env gives up and applies PROLOG_ON_NODE_ERROR before Flux kills the prolog (which drains the node); flux-coral2 waits rabbit.prolog_timeout (1800 s) for the same event in its own prolog, which runs first.', '25m', 0, 24 * HOUR),
   PROLOG_ON_NODE_ERROR: e('What the prolog does when the node is at fault (daemon down, API unreachable or forbidden): pass lets the job run and tells the user; fail fails the prolog (Flux drains the node).', 'pass', ['pass', 'fail']),
+
+  // --- metrics
+  METRICS_RUNTIME_INTERVAL: d('Resolution of the event-loop lag sampling (and GC pause tracking) in /metrics. 0: off, as sampling wakes the daemon; at least 1s when on. Process and heap metrics are computed when /metrics is scraped either way.', '0', 0, HOUR),
 
   // --- logging
   LOG_LEVEL: e('Log level.', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

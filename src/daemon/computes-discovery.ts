@@ -3,7 +3,10 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../core/errors.js';
 import { parseJobId } from '../contract/jobid.js';
 import type { KubeClient } from '../kube/client.js';
-import { Reflector, reflectorOptionsFromConfig } from '../kube/reflector.js';
+import { Informer } from '../kube/informer.js';
+import { reflectorOptionsFromConfig } from '../kube/reflector.js';
+import type { RetryPolicy } from '../core/retry.js';
+import { WorkQueue } from './work-queue.js';
 import { dwsResource } from '../kube/resource.js';
 import type { Computes, Workflow } from '../domain/dws-types.js';
 import { shortName } from '../domain/rabbit-assignment.js';
@@ -24,8 +27,6 @@ export interface ComputesDiscoveryOptions {
   config: Pick<Config, 'LIST_PAGE_SIZE' | 'WATCH_TIMEOUT' | 'WATCH_SILENCE_TIMEOUT' | 'BACKOFF_INITIAL' | 'BACKOFF_MAX' | 'MAX_LINE_BYTES'>;
   watchStats?: WatchStats;
   logger?: Logger;
-  /** Pause before retrying a workflow that could not be read. Default 5 s. */
-  retryMs?: number;
 }
 
 /** Pure: does this Computes object list `nodeName`? */
@@ -47,21 +48,28 @@ export function jobIdOfWorkflow(wf: Workflow): bigint | undefined {
   return undefined;
 }
 
+/** A workflow that could not be read is tried again after 1 s, doubling up to 30 s, jittered. */
+const READ_RETRY: RetryPolicy = { initialMs: 1000, maxMs: 30_000 };
+
 export class ComputesDiscovery {
-  private watch: Reflector<Computes> | undefined;
+  private watch: Informer<Computes> | undefined;
   private readonly logger: Logger;
   /** workflow name -> job id, for jobs this discovery tracked. */
   private readonly tracked = new Map<string, bigint>();
-  private readonly pending = new Set<string>();
-  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly queue: WorkQueue<string>;
   private stopped = false;
 
   constructor(private readonly opts: ComputesDiscoveryOptions) {
     this.logger = (opts.logger ?? pino({ level: 'silent' })).child({ discovery: 'computes' });
+    this.queue = new WorkQueue<string>({
+      sync: (name) => this.sync(name),
+      retry: READ_RETRY,
+      onError: (name, err, retryInMs) => this.logger.warn({ workflow: name, err: errorMessage(err), retryInMs }, 'cannot read the workflow of a Computes that lists this node; retrying'),
+    });
   }
 
-  start(): Reflector<Computes> {
-    const w = new Reflector<Computes>({
+  start(): Informer<Computes> {
+    const w = new Informer<Computes>({
       client: this.opts.client,
       resource: dwsResource('computes', this.opts.dwsVersion),
       namespace: this.opts.namespace,
@@ -69,10 +77,10 @@ export class ComputesDiscovery {
       logger: this.logger,
     });
     this.watch = w;
-    this.opts.watchStats?.add(w);
-    w.on('added', (c) => this.consider(c));
-    w.on('updated', (c) => this.consider(c));
-    w.on('deleted', (c) => this.forget(c.metadata.name, 'Computes deleted'));
+    this.opts.watchStats?.add(w.reflector);
+    w.addHandler((n) => {
+      if (n.type === 'added' || n.type === 'updated' || n.type === 'deleted') this.queue.add(n.object.metadata.name);
+    });
     w.start();
     return w;
   }
@@ -84,36 +92,30 @@ export class ComputesDiscovery {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.retryTimers.values()) clearTimeout(t);
+    await this.queue.shutdown();
     const w = this.watch;
     this.watch = undefined;
     if (w) {
       await w.stop();
-      this.opts.watchStats?.retire(w);
+      this.opts.watchStats?.retire(w.reflector);
     }
   }
 
-  private consider(c: Computes): void {
-    const name = c.metadata.name;
-    if (!computesListsNode(c, this.opts.nodeName)) {
-      this.forget(name, 'Computes no longer lists this node');
-      return;
-    }
-    if (this.tracked.has(name) || this.pending.has(name)) return;
-    this.pending.add(name);
-    void this.trackFor(name).finally(() => this.pending.delete(name));
-  }
-
-  private async trackFor(name: string): Promise<void> {
+  /** Level-triggered: track the job while its Computes lists this node, untrack it after. */
+  private async sync(name: string): Promise<void> {
     if (this.stopped) return;
-    let wf: Workflow | undefined;
-    try {
-      wf = await this.opts.client.tryGet<Workflow>(dwsResource('workflows', this.opts.dwsVersion), this.opts.namespace, name);
-    } catch (err) {
-      this.logger.warn({ workflow: name, err: errorMessage(err) }, 'cannot read the workflow of a Computes that lists this node; retrying');
-      this.retry(name);
+    const c = this.watch?.store.getObject(this.opts.namespace, name);
+    if (!computesListsNode(c, this.opts.nodeName)) {
+      const id = this.tracked.get(name);
+      if (id === undefined) return;
+      this.tracked.delete(name);
+      const why = c ? 'Computes no longer lists this node' : 'Computes deleted';
+      await this.opts.jobs.untrack(id, why).catch((err: unknown) => this.logger.error({ workflow: name, err: errorMessage(err) }, 'untrack failed'));
       return;
     }
+    if (this.tracked.has(name)) return;
+    // A read error throws: the queue tries again.
+    const wf = await this.opts.client.tryGet<Workflow>(dwsResource('workflows', this.opts.dwsVersion), this.opts.namespace, name);
     if (!wf) {
       this.logger.info({ workflow: name }, 'Computes lists this node but its workflow does not exist');
       return;
@@ -124,32 +126,12 @@ export class ComputesDiscovery {
       this.logger.warn({ workflow: name, jobID: wf.spec?.jobID, userID }, 'workflow has no usable spec.jobID / spec.userID; not tracked');
       return;
     }
-    // Still wanted? The Computes may have changed while we read the workflow.
-    const c = this.watch?.store.getObject(this.opts.namespace, name);
-    if (!computesListsNode(c, this.opts.nodeName) || this.stopped) return;
     try {
       await this.opts.jobs.track(id, userID, { source: 'computes', workflowName: name });
       this.tracked.set(name, id);
     } catch (err) {
       this.logger.warn({ workflow: name, err: errorMessage(err) }, 'could not track the job of a Computes that lists this node');
     }
-  }
-
-  private retry(name: string): void {
-    if (this.stopped || this.retryTimers.has(name)) return;
-    const t = setTimeout(() => {
-      this.retryTimers.delete(name);
-      const c = this.watch?.store.getObject(this.opts.namespace, name);
-      if (c) this.consider(c);
-    }, this.opts.retryMs ?? 5000);
-    t.unref();
-    this.retryTimers.set(name, t);
-  }
-
-  private forget(name: string, why: string): void {
-    const id = this.tracked.get(name);
-    if (id === undefined) return;
-    this.tracked.delete(name);
-    void this.opts.jobs.untrack(id, why).catch((err: unknown) => this.logger.error({ workflow: name, err: errorMessage(err) }, 'untrack failed'));
+    // The Computes may have changed while the workflow was read: the change queued another sync.
   }
 }

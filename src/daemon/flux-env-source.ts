@@ -1,5 +1,7 @@
 import type { Config } from '../config/schema.js';
+import { sleep } from '../core/backoff.js';
 import { errorMessage } from '../core/errors.js';
+import { backoffOf } from '../core/retry.js';
 import { formatJobId } from '../contract/jobid.js';
 import { FluxCommand, fluxMessage } from '../flux/command.js';
 import { parseEventLine, parseEventlog, type FluxEvent } from '../contract/flux-eventlog.js';
@@ -58,7 +60,9 @@ export class FluxEnvSource implements JobEnvSource {
       return { kind: 'waiting', workflow: undefined, reason: a.reason };
     };
     const run = async () => {
-      let failures = 0;
+      const first = this.opts.config();
+      // A failing flux is retried with the daemon's one policy (core/retry.ts), as the watches are.
+      const backoff = backoffOf({ initialMs: first.BACKOFF_INITIAL, maxMs: Math.max(first.BACKOFF_MAX, first.BACKOFF_INITIAL) });
       while (!abort.signal.aborted && !done) {
         const cfg = this.opts.config();
         const seen: FluxEvent[] = [];
@@ -111,16 +115,13 @@ export class FluxEnvSource implements JobEnvSource {
           return;
         }
         if (/timeout/.test(why)) {
-          failures = 0;
+          // wait-event's own -t ended it: no failure, resume at once.
+          backoff.reset();
           continue;
         }
-        failures++;
-        const delay = Math.min(cfg.BACKOFF_MAX, cfg.BACKOFF_INITIAL * 2 ** Math.min(failures, 10));
+        const delay = backoff.next();
         job.logger.warn({ err: why, retryInMs: delay }, 'reading the job eventlog failed; retrying');
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay);
-          abort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-        });
+        await sleep(delay, abort.signal).catch(() => undefined);
       }
     };
     const running = run();

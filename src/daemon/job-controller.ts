@@ -1,65 +1,31 @@
-import { readdir } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
-import type { Config } from '../config/schema.js';
 import { NnfEnvError, errorMessage } from '../core/errors.js';
+import type { RetryPolicy } from '../core/retry.js';
 import { formatJobId } from '../contract/jobid.js';
-import type { ReflectorSettings } from '../kube/reflector.js';
-import type { Workflow } from '../domain/dws-types.js';
-import type { JobIdentity } from '../domain/workflow-assessment.js';
-import { validateWorkflowEnv } from '../domain/env-policy.js';
-import { withoutMountPaths } from '../domain/mount-paths.js';
+import { isValidId } from '../contract/ids.js';
+import { FINAL_PHASES, type JobPhase } from '../contract/job-status.js';
+import type { DaemonJobStatus } from '../contract/control-api.js';
 import { workflowNameFor } from '../domain/workflow-name.js';
-import { cleanupStaleTemps, readFileNoFollow, removeFileNoFollow, writeFileAtomic } from '../fs/atomic-file.js';
-import { jobFiles } from '../contract/job-paths.js';
-import { FINAL_PHASES, type JobPhase, type JobStatus, type PortResult } from '../contract/job-status.js';
+import { buildJobStatus, type RabbitFacts } from '../domain/delivery-plan.js';
+import { readFileNoFollow } from '../fs/atomic-file.js';
+import type { UserDbOptions } from '../fs/user-db.js';
 import { probePorts } from '../net/port-probe.js';
+import type { HostAddressResolver } from '../net/host-address.js';
 import type { DaemonMetrics } from '../api/metrics.js';
 import type { DaemonEvents } from '../api/event-bus.js';
-import type { HostAddressResolver } from '../net/host-address.js';
-import type { EnvWatch, JobEnvSource, SourceView } from './env-source.js';
-import {
-  RESERVED_ENV_BYTES,
-  buildJobStatus,
-  planDelivery,
-  renderFailedEnvFile,
-  renderJobEnvFile,
-  renderStatusFile,
-  type DeliveryPlan,
-  type RabbitFacts,
-} from '../domain/delivery-plan.js';
-import type { DaemonJobStatus } from '../contract/control-api.js';
+import type { JobEnvSource } from './env-source.js';
+import type { JobControllerConfig } from './job-controller-config.js';
+import { JobFileWriter } from './job-files.js';
+import { collectGarbage } from './job-gc.js';
+import { JobSync } from './job-sync.js';
+import type { TrackSource, TrackedJob } from './tracked-job.js';
 import { TrackedRecords, canonicalJobName, type TrackedRecord } from './tracked-records.js';
-import { primaryGidOf, type UserDbOptions } from '../fs/user-db.js';
-import { isValidId } from '../contract/ids.js';
-import type { WatchStats } from './watch-stats.js';
+import { WorkQueue } from './work-queue.js';
 
-/**
- * The jobs of this node: for each tracked job, observe only its environment through the
- * configured source (its Workflow, or its Flux eventlog: ./env-source.ts), decide from each
- * answer what its files must say (pure: the source's assessment, planDelivery) and make the
- * files say it. Level-triggered and idempotent: every change, restart or retry
- * re-runs the same decision on the current state.
- */
-export type JobControllerConfig = Pick<
-  Config,
-  | 'WORKFLOW_NAMESPACE'
-  | 'WORKFLOW_NAME_TEMPLATE'
-  | 'WLM_ID'
-  | 'ENV_ALLOWED_PREFIXES'
-  | 'ENV_MAX_VARIABLES'
-  | 'ENV_MAX_VALUE_BYTES'
-  | 'ENV_MAX_TOTAL_BYTES'
-  | 'WORKFLOW_TOKEN'
-  | 'PROBE_PORTS'
-  | 'PROBE_ATTEMPT_TIMEOUT'
-  | 'PROBE_DEADLINE'
-  | 'PROBE_BACKOFF_INITIAL'
-  | 'PROBE_BACKOFF_MAX'
-  | 'GC_INTERVAL'
-> & ReflectorSettings;
+export type { JobControllerConfig } from './job-controller-config.js';
 
 export interface JobControllerOptions {
-  /** Where jobs' environments come from (kube-env-source.ts, flux-env-source.ts). */
+  /** Where jobs' environments come from (./kube-env-source.ts, ./flux-env-source.ts, chosen by ./source-selection.ts). */
   source: JobEnvSource;
   config: JobControllerConfig;
   jobsDir: string;
@@ -67,7 +33,6 @@ export interface JobControllerOptions {
   rabbit: () => RabbitFacts;
   addresses: HostAddressResolver;
   events: DaemonEvents;
-  watchStats: WatchStats;
   metrics?: DaemonMetrics;
   logger?: Logger;
   /** chown job files to the job's user. Default: when running as root. */
@@ -92,7 +57,7 @@ export class ControllerStoppedError extends NnfEnvError {
 }
 
 export interface TrackOptions {
-  source?: 'api' | 'computes';
+  source?: TrackSource;
   /** Known workflow name (computes discovery); else from WORKFLOW_NAME_TEMPLATE. */
   workflowName?: string;
 }
@@ -102,40 +67,24 @@ export interface TrackResult {
   status: DaemonJobStatus;
 }
 
-interface TrackedJob {
-  id: bigint;
-  ident: JobIdentity & { id: string };
-  source: 'api' | 'computes';
-  namespace: string;
-  workflowName: string;
-  trackedAt: string;
-  status: DaemonJobStatus;
-  watch: EnvWatch | undefined;
-  seenWorkflow: boolean;
-  /** The last workflow object seen (for a status after the watch stopped). */
-  lastSeen: Workflow | undefined;
-  /** The status file from before a restart, if there was one. */
-  previous: DaemonJobStatus | undefined;
-  gid: number | undefined;
-  running: Promise<void> | undefined;
-  dirty: boolean;
-  removed: boolean;
-  waitingFileWritten: boolean;
-  abort: AbortController;
-  retryTimer: NodeJS.Timeout | undefined;
-  retries: number;
-  /** Set once the record is on disk: the job is then visible to GC and untrack. */
-  recorded: Promise<void>;
-}
-
 const MAX_STATUS_BYTES = 4 * 1024 * 1024;
 
+/** A sync that failed (a write, a token read) is tried again after 0.5 s, doubling up to 30 s, jittered. */
+const SYNC_RETRY: RetryPolicy = { initialMs: 500, maxMs: 30_000 };
+
+/**
+ * The jobs of this node: which are tracked (the prolog's track, the epilog's untrack, the records
+ * that survive a restart), one watch per job on only its environment (its Workflow, field selector
+ * on the name, or its Flux eventlog: ./env-source.ts), and a work queue that runs the job's sync (./job-sync.ts) on every change of it. GC of files
+ * whose workflow is gone: ./job-gc.ts. Files: ./job-files.ts.
+ */
 export class JobController {
   private readonly jobs = new Map<string, TrackedJob>();
   private readonly records: TrackedRecords;
   private readonly logger: Logger;
-  private readonly chownFiles: boolean;
-  private readonly probe: typeof probePorts;
+  private readonly files: JobFileWriter;
+  private readonly syncer: JobSync;
+  private readonly queue: WorkQueue<string>;
   private config: JobControllerConfig;
   private stopping = false;
   private gcTimer: NodeJS.Timeout | undefined;
@@ -145,8 +94,28 @@ export class JobController {
     this.config = opts.config;
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.records = new TrackedRecords(opts.jobsDir);
-    this.chownFiles = opts.chown ?? process.getuid?.() === 0;
-    this.probe = opts.probe ?? probePorts;
+    this.files = new JobFileWriter(opts.jobsDir, opts.chown ?? process.getuid?.() === 0, opts.userDb);
+    this.syncer = new JobSync({
+      config: () => this.config,
+      files: this.files,
+      rabbit: opts.rabbit,
+      addresses: opts.addresses,
+      probe: opts.probe ?? probePorts,
+      metrics: opts.metrics,
+      logger: this.logger,
+      setStatus: (job, status) => this.setStatus(job, status),
+      stopWatch: (job) => this.stopWatch(job),
+      // Torn down on the next turn of the event loop: that costs more than writing the files, and
+      // the other jobs whose PreRun finished in the same turn should have theirs first
+      // (BENCHMARKS.md, delivery latency). Idempotent with untrack() and stop().
+      stopWatchSoon: (job) => void setImmediate(() => void this.stopWatch(job).catch(() => undefined)),
+      isStopping: () => this.stopping,
+    });
+    this.queue = new WorkQueue<string>({
+      sync: (name) => this.syncJob(name),
+      retry: SYNC_RETRY,
+      onError: (name, err, retryInMs) => this.logger.error({ job: name, err: errorMessage(err), retryInMs }, 'could not bring the job\'s files up to date; retrying'),
+    });
   }
 
   /** New settings for decisions from now on (SIGHUP). Jobs already delivered keep their files. */
@@ -183,12 +152,9 @@ export class JobController {
     this.stopping = true;
     clearTimeout(this.gcTimer);
     const all = [...this.jobs.values()];
-    for (const job of all) {
-      job.abort.abort(new ControllerStoppedError());
-      clearTimeout(job.retryTimer);
-    }
+    for (const job of all) job.abort.abort(new ControllerStoppedError());
     await Promise.all(all.map((job) => this.stopWatch(job)));
-    await Promise.all(all.map((job) => job.running?.catch(() => undefined)));
+    await this.queue.shutdown();
     await this.gcRunning?.catch(() => undefined);
   }
 
@@ -247,7 +213,7 @@ export class JobController {
       await existing.recorded;
       return { created: false, status: existing.status };
     }
-    const job = this.newJob(id, userID, new Date().toISOString(), opts.source ?? 'api', opts.workflowName, undefined);
+    const job = this.newJob(id, userID, new Date().toISOString(), opts.source ?? 'api', opts.workflowName);
     const record: TrackedRecord = { version: 1, id: name, userID, trackedAt: job.trackedAt, source: job.source };
     if (opts.workflowName !== undefined) record.workflowName = opts.workflowName;
     job.recorded = this.records.write(record);
@@ -266,10 +232,9 @@ export class JobController {
   private recover(rec: TrackedRecord): void {
     const id = canonicalJobName(rec.id);
     if (id === undefined || this.jobs.has(rec.id)) return;
-    const job = this.newJob(id, rec.userID, rec.trackedAt, rec.source, rec.workflowName, undefined);
-    job.recorded = Promise.resolve();
+    const job = this.newJob(id, rec.userID, rec.trackedAt, rec.source, rec.workflowName);
     // The status file says what was delivered before the restart (ports already probed).
-    job.recorded = readFileNoFollow(jobFiles(this.opts.jobsDir, id).status, MAX_STATUS_BYTES)
+    job.recorded = readFileNoFollow(this.files.paths(id).status, MAX_STATUS_BYTES)
       .then((buf) => {
         const prev = JSON.parse(buf.toString('utf8')) as DaemonJobStatus;
         if (prev && prev.version === 1 && prev.job?.id === rec.id) job.previous = prev;
@@ -281,7 +246,7 @@ export class JobController {
     this.publish(job);
   }
 
-  private newJob(id: bigint, userID: number, trackedAt: string, source: 'api' | 'computes', workflowName: string | undefined, previous: DaemonJobStatus | undefined): TrackedJob {
+  private newJob(id: bigint, userID: number, trackedAt: string, source: TrackSource, workflowName: string | undefined): TrackedJob {
     const name = formatJobId(id, 'f58plain');
     const ident = { id: name, dec: formatJobId(id, 'dec'), f58plain: name, userID };
     const namespace = this.config.WORKFLOW_NAMESPACE;
@@ -304,15 +269,11 @@ export class JobController {
       watch: undefined,
       seenWorkflow: false,
       lastSeen: undefined,
-      previous,
+      previous: undefined,
       gid: undefined,
-      running: undefined,
-      dirty: false,
       removed: false,
       waitingFileWritten: false,
       abort: new AbortController(),
-      retryTimer: undefined,
-      retries: 0,
       recorded: Promise.resolve(),
     };
     this.jobs.set(name, job);
@@ -329,12 +290,11 @@ export class JobController {
     if (job) {
       job.removed = true;
       job.abort.abort(new NnfEnvError('JOB_UNTRACKED', 'job untracked'));
-      clearTimeout(job.retryTimer);
       await job.recorded.catch(() => undefined);
       await this.stopWatch(job);
-      await job.running?.catch(() => undefined);
+      await this.queue.forget(name);
     }
-    const removedFiles = await this.removeFiles(id);
+    const removedFiles = await this.files.remove(id);
     await this.records.remove(name);
     if (job) {
       this.jobs.delete(name);
@@ -344,21 +304,14 @@ export class JobController {
     return job !== undefined || removedFiles;
   }
 
-  private async removeFiles(id: bigint): Promise<boolean> {
-    const files = jobFiles(this.opts.jobsDir, id);
-    // The status file goes first: a reader that finds no status stops before the env file.
-    const a = await removeFileNoFollow(files.status);
-    const b = await removeFileNoFollow(files.env);
-    return a || b;
-  }
-
-  // --- the watch of one workflow
+  // --- the watch of one job's environment
 
   private startWatch(job: TrackedJob): void {
     if (job.watch || job.removed || this.stopping) return;
+    const key = job.ident.id;
     job.watch = this.opts.source.watch(
-      { id: job.id, ident: job.ident, namespace: job.namespace, workflowName: job.workflowName, trackedBy: job.source, logger: this.logger.child({ job: job.ident.id }) },
-      () => this.kick(job),
+      { id: job.id, ident: job.ident, namespace: job.namespace, workflowName: job.workflowName, trackedBy: job.source, logger: this.logger.child({ job: key }) },
+      () => this.queue.add(key),
     );
   }
 
@@ -369,53 +322,10 @@ export class JobController {
     await w.stop();
   }
 
-  /** Level-triggered: one reconcile at a time per job; changes meanwhile cause one more. */
-  private kick(job: TrackedJob): void {
-    job.dirty = true;
-    if (job.running) return;
-    job.running = (async () => {
-      while (job.dirty && !job.removed && !this.stopping) {
-        job.dirty = false;
-        try {
-          await this.reconcile(job);
-          job.retries = 0;
-        } catch (err) {
-          if (job.removed || this.stopping) break;
-          this.retryLater(job, err);
-        }
-      }
-    })().finally(() => (job.running = undefined));
-  }
-
-  private retryLater(job: TrackedJob, err: unknown): void {
-    const delay = Math.min(30_000, 500 * 2 ** Math.min(job.retries++, 6));
-    this.logger.error({ job: job.ident.id, err: errorMessage(err), retryInMs: delay }, 'could not bring the job\'s files up to date; retrying');
-    clearTimeout(job.retryTimer);
-    job.retryTimer = setTimeout(() => this.kick(job), delay);
-    job.retryTimer.unref();
-  }
-
-  private async reconcile(job: TrackedJob): Promise<void> {
-    const phase = job.status.phase;
-    if (FINAL_PHASES.includes(phase) || phase === 'probing') return;
-    const view = job.watch?.view();
-    if (!view) return;
-    const better = job.watch?.workflowName();
-    if (better && better !== job.workflowName) job.workflowName = better;
-    const wf = view.kind === 'absent' ? undefined : view.workflow;
-    if (view.kind !== 'absent') job.seenWorkflow = true;
-    if (wf) job.lastSeen = wf;
-    switch (view.kind) {
-      case 'absent':
-        if (job.seenWorkflow) return this.fail(job, undefined, 'WORKFLOW_DELETED', `workflow ${job.namespace}/${job.workflowName} was deleted before PreRun finished`);
-        return this.noWorkflow(job);
-      case 'failed':
-        return this.fail(job, wf, view.code, view.message);
-      case 'waiting':
-        return this.waiting(job, wf);
-      case 'ready':
-        return this.deliver(job, view);
-    }
+  private async syncJob(name: string): Promise<void> {
+    const job = this.jobs.get(name);
+    if (!job || job.removed || this.stopping) return;
+    await this.syncer.sync(job);
   }
 
   private setStatus(job: TrackedJob, status: DaemonJobStatus): void {
@@ -429,235 +339,19 @@ export class JobController {
     this.opts.events.publish({ type: 'job', job: job.status });
   }
 
-  private statusOf(job: TrackedJob, wf: Workflow | undefined, phase: JobPhase, extra: Partial<Parameters<typeof buildJobStatus>[0]> = {}): DaemonJobStatus {
-    return buildJobStatus({
-      job: job.ident,
-      workflowRef: { namespace: job.namespace, name: job.workflowName },
-      workflow: wf,
-      phase,
-      rabbit: this.opts.rabbit(),
-      timings: { ...job.status.timings },
-      ...extra,
+  /** Removes what belongs to workflows (or, in flux mode, jobs) that are gone (./job-gc.ts). */
+  gc(): Promise<void> {
+    return collectGarbage({
+      jobsDir: this.opts.jobsDir,
+      source: this.opts.source,
+      config: () => this.config,
+      files: this.files,
+      jobs: () => [...this.jobs.values()],
+      isTracked: (name) => this.jobs.has(name),
+      busy: (job) => this.queue.busy(job.ident.id),
+      untrack: (id, why) => this.untrack(id, why),
+      isStopping: () => this.stopping,
+      logger: this.logger,
     });
   }
-
-  private async noWorkflow(job: TrackedJob): Promise<void> {
-    await this.stopWatch(job);
-    // Files left from before a restart belong to a workflow that is gone now.
-    if (await this.removeFiles(job.id)) this.logger.info({ job: job.ident.id }, 'removed files of a job whose workflow is gone');
-    this.logger.info({ job: job.ident.id, workflow: `${job.namespace}/${job.workflowName}` }, 'no workflow for this job');
-    this.setStatus(job, this.statusOf(job, undefined, 'no-workflow'));
-  }
-
-  private async fail(job: TrackedJob, wf: Workflow | undefined, code: string, message: string): Promise<void> {
-    const status = this.statusOf(job, wf ?? job.lastSeen, 'failed', { error: { code, message } });
-    const files = jobFiles(this.opts.jobsDir, job.id);
-    // Never a delivery. An env file from before a restart goes first and the status file is
-    // written before the new env file, so that no reader ever sees a "delivered" status next
-    // to the failed job's env file (the reverse of a delivery's order, on purpose).
-    await removeFileNoFollow(files.env);
-    await this.writeFile(job, files.status, renderStatusFile(status), wf);
-    // No variables, only the facts: the shell plugin reads nothing else to warn the user from.
-    await this.writeFile(job, files.env, renderFailedEnvFile(status), wf);
-    // After the writes: if one fails, the retry needs the watch's store to decide again.
-    await this.stopWatch(job);
-    this.logger.warn({ job: job.ident.id, code, message }, 'job failed: no environment delivered');
-    this.setStatus(job, status);
-  }
-
-  private async waiting(job: TrackedJob, wf: Workflow | undefined): Promise<void> {
-    const status = this.statusOf(job, wf, 'waiting');
-    const prev = job.status.workflow;
-    const changed = !prev || prev.state !== status.workflow?.state || prev.ready !== status.workflow?.ready || prev.status !== status.workflow?.status;
-    if (!job.waitingFileWritten) {
-      // Once: lets the helper tell "not delivered yet" from "no workflow"; updates are not worth an fsync each.
-      await this.writeFile(job, jobFiles(this.opts.jobsDir, job.id).status, renderStatusFile(status), wf);
-      job.waitingFileWritten = true;
-    }
-    if (changed) this.setStatus(job, status);
-    else job.status = status;
-  }
-
-  private async ownerGid(job: TrackedJob, wf: Workflow | undefined): Promise<number> {
-    if (job.gid !== undefined) return job.gid;
-    const uid = job.ident.userID;
-    let gid: number | undefined;
-    if (wf && wf.spec?.userID === uid && isValidId(wf.spec?.groupID)) gid = wf.spec.groupID;
-    gid ??= await primaryGidOf(uid, this.opts.userDb).catch(() => undefined);
-    job.gid = gid ?? uid;
-    return job.gid;
-  }
-
-  private async writeFile(job: TrackedJob, path: string, data: string, wf: Workflow | undefined): Promise<void> {
-    const owner = this.chownFiles ? { uid: job.ident.userID, gid: await this.ownerGid(job, wf) } : {};
-    await writeFileAtomic(path, data, { mode: 0o600, ...owner });
-  }
-
-  private async deliver(job: TrackedJob, view: Extract<SourceView, { kind: 'ready' }>): Promise<void> {
-    const seenAt = performance.now();
-    const wf = view.workflow;
-    const timings = { ...job.status.timings, preRunFinishedAt: new Date().toISOString() };
-    const { token, warning, excluded, containerLogHint } = await view.extras(job.abort.signal);
-    const cfg = this.config;
-    const maxTotal = cfg.ENV_MAX_TOTAL_BYTES;
-    const env = validateWorkflowEnv(view.env, {
-      allowedPrefixes: cfg.ENV_ALLOWED_PREFIXES,
-      maxVariables: cfg.ENV_MAX_VARIABLES,
-      maxValueBytes: cfg.ENV_MAX_VALUE_BYTES,
-      maxTotalBytes: maxTotal,
-      reservedBytes: Math.min(RESERVED_ENV_BYTES, Math.floor(maxTotal / 4)),
-    });
-    for (const r of env.rejected) this.logger.warn({ job: job.ident.id, variable: r.name, reason: r.reason }, 'workflow variable rejected');
-    const warnings = warning ? [warning] : [];
-    if (excluded !== undefined) {
-      // No mounts here: no paths that would point into this node's own root file system.
-      const { kept, removed } = withoutMountPaths(env.accepted);
-      env.accepted = kept;
-      warnings.push(`${excluded}: ${removed.length > 0 ? removed.join(', ') : 'no DW_JOB_* variables'} not set on this node`);
-      this.logger.warn({ job: job.ident.id, removed, why: excluded }, 'this node is not in the workflow: rabbit mount paths withheld');
-    }
-    const rabbit = this.opts.rabbit();
-    const plan = planDelivery({ job: job.ident, env, token, rabbit });
-
-    // Ports probed before a restart are not probed again.
-    const prev = job.previous;
-    const reuse = prev?.phase === 'delivered' && prev.ports?.target === plan.containerTarget && samePorts(prev.ports?.results, plan.ports) ? prev : undefined;
-    const probing = cfg.PROBE_PORTS && plan.ports.length > 0 && !reuse;
-    const files = jobFiles(this.opts.jobsDir, job.id);
-
-    let status = this.statusOf(job, wf, probing ? 'probing' : 'delivered', {
-      plan,
-      warnings,
-      timings,
-      ports: reuse?.ports ?? (probing ? { target: plan.containerTarget, address: null, results: [] } : null),
-    });
-    if (reuse) status.timings = { ...reuse.timings, trackedAt: timings.trackedAt };
-    else {
-      status.timings.filesWrittenAt = new Date().toISOString();
-      if (!probing) status.timings.deliveredAt = status.timings.filesWrittenAt;
-    }
-    // The env file first: a reader that sees the status file finds the env file complete.
-    await this.writeFile(job, files.env, renderJobEnvFile(plan, status), wf);
-    await this.writeFile(job, files.status, renderStatusFile(status), wf);
-    const written = performance.now();
-    this.opts.metrics?.filesWritten.observe((written - seenAt) / 1000);
-    this.logger.info({ job: job.ident.id, variables: plan.variables.length, rejected: plan.rejected.length, phase: status.phase, ms: Math.round(written - seenAt) }, 'job environment written');
-    // The environment is final: nothing more to learn from this workflow (later events find a
-    // final or probing phase and change nothing). Torn down on the next turn of the event loop:
-    // that costs more than writing the files, and the other jobs whose PreRun finished in the
-    // same turn should have theirs first (BENCHMARKS.md, delivery latency). Idempotent with
-    // untrack() and stop(), which stop it themselves if they come first.
-    setImmediate(() => void this.stopWatch(job).catch(() => undefined));
-    if (!probing) {
-      this.opts.metrics?.delivered.observe((written - seenAt) / 1000);
-      this.setStatus(job, status);
-      return;
-    }
-    this.setStatus(job, status);
-
-    const ports = await this.probeTarget(job, plan, rabbit);
-    if (job.removed || this.stopping) return;
-    this.opts.metrics?.recordProbe(ports.results);
-    const unreachable = ports.results.filter((r) => !r.reachable).map((r) => r.port);
-    if (unreachable.length > 0) this.logger.warn({ job: job.ident.id, target: ports.target, address: ports.address, unreachable }, 'user container ports not reachable (the job is delivered; the user is told)');
-    if (unreachable.length > 0 && containerLogHint) warnings.push(containerLogHint);
-    status = this.statusOf(job, wf, 'delivered', { plan, warnings, ports, timings: { ...status.timings, deliveredAt: new Date().toISOString() } });
-    // Both files again: the env file's facts tell the shell plugin about unreachable ports.
-    await this.writeFile(job, files.env, renderJobEnvFile(plan, status), wf);
-    await this.writeFile(job, files.status, renderStatusFile(status), wf);
-    this.opts.metrics?.delivered.observe((performance.now() - seenAt) / 1000);
-    this.setStatus(job, status);
-  }
-
-  private async probeTarget(job: TrackedJob, plan: DeliveryPlan, rabbit: RabbitFacts): Promise<NonNullable<JobStatus['ports']>> {
-    const target = plan.containerTarget;
-    const cfg = this.config;
-    let address: string | null = null;
-    let why = 'no container target';
-    if (target !== null) {
-      if (plan.targetIsLocalRabbit && rabbit.address) address = rabbit.address;
-      else {
-        const r = await this.opts.addresses.resolve(target, job.abort.signal);
-        address = r.address;
-        why = r.reason ?? `no address for ${target}`;
-      }
-    }
-    if (address === null) {
-      const results: PortResult[] = plan.ports.map((port) => ({ port, reachable: false, attempts: 0, timeToFirstSuccessMs: null, lastError: `address of ${target ?? 'the container host'} unknown: ${why}` }));
-      return { target, address: null, results };
-    }
-    const results = await this.probe({
-      host: address,
-      ports: plan.ports,
-      attemptTimeoutMs: cfg.PROBE_ATTEMPT_TIMEOUT,
-      deadlineMs: cfg.PROBE_DEADLINE,
-      backoffInitialMs: cfg.PROBE_BACKOFF_INITIAL,
-      backoffMaxMs: Math.max(cfg.PROBE_BACKOFF_MAX, cfg.PROBE_BACKOFF_INITIAL),
-      signal: job.abort.signal,
-    });
-    return { target, address, results };
-  }
-
-  // --- garbage collection
-
-  /**
-   * Removes what belongs to workflows that are gone: files of untracked jobs, and tracked jobs
-   * in a final phase whose workflow was deleted (the epilog never came). Jobs still waiting
-   * have their own watch and need no GC.
-   */
-  async gc(): Promise<void> {
-    const dir = this.opts.jobsDir;
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (err) {
-      this.logger.warn({ dir, err: errorMessage(err) }, 'GC: cannot list the jobs directory');
-      return;
-    }
-    const ids = new Map<string, bigint>();
-    for (const n of names) {
-      const m = /^(f[1-9A-HJ-NP-Za-km-z]+)\.(env|json)$/.exec(n);
-      if (!m) continue;
-      const id = canonicalJobName(m[1]!);
-      if (id !== undefined) ids.set(m[1]!, id);
-    }
-    const now = Date.now();
-    for (const job of [...this.jobs.values()]) {
-      if (this.stopping) return;
-      const phase = job.status.phase;
-      if (!FINAL_PHASES.includes(phase) || job.running || job.removed) continue;
-      if (phase === 'no-workflow') {
-        // Nothing on disk but the record; keep it for one interval so the epilog finds the job.
-        if (now - Date.parse(job.trackedAt) > this.config.GC_INTERVAL) await this.untrack(job.id, 'GC: no workflow');
-        continue;
-      }
-      if (await this.workflowGone(job.id, job.namespace, job.workflowName)) await this.untrack(job.id, 'GC: workflow gone');
-    }
-    for (const [name, id] of ids) {
-      if (this.stopping) return;
-      await cleanupStaleTemps(jobFiles(dir, id).env, 60_000).catch(() => 0);
-      await cleanupStaleTemps(jobFiles(dir, id).status, 60_000).catch(() => 0);
-      if (this.jobs.has(name)) continue;
-      if (await this.workflowGone(id, this.config.WORKFLOW_NAMESPACE, workflowNameFor(this.config.WORKFLOW_NAME_TEMPLATE, id))) {
-        if (await this.removeFiles(id)) this.logger.info({ job: name }, 'GC: removed files of an untracked job whose workflow is gone');
-      }
-    }
-  }
-
-  /** True only when the source is sure the workflow is gone (errors: keep the files). */
-  private async workflowGone(id: bigint, namespace: string, name: string): Promise<boolean> {
-    try {
-      return await this.opts.source.gone(id, namespace, name);
-    } catch (err) {
-      this.logger.debug({ workflow: `${namespace}/${name}`, err: errorMessage(err) }, 'GC: workflow check failed; keeping files');
-      return false;
-    }
-  }
-}
-
-function samePorts(results: PortResult[] | undefined, ports: number[]): boolean {
-  if (!results) return ports.length === 0;
-  const a = results.map((r) => r.port).sort((x, y) => x - y);
-  const b = [...ports].sort((x, y) => x - y);
-  return a.length === b.length && a.every((p, i) => p === b[i]);
 }

@@ -1,14 +1,15 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../core/errors.js';
 import type { KubeClient } from '../kube/client.js';
-import { KubeApiError } from '../kube/errors.js';
-import { Reflector, reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
-import { SECRETS, dwsResource } from '../kube/resource.js';
-import type { Computes, Secret, Workflow } from '../domain/dws-types.js';
+import { Informer } from '../kube/informer.js';
+import { reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
+import { dwsResource } from '../kube/resource.js';
+import type { Computes, Workflow } from '../domain/dws-types.js';
 import { assessWorkflow } from '../domain/workflow-assessment.js';
 import { computesListsNode } from './computes-discovery.js';
 import type { EnvWatch, JobEnvSource, ReadyExtras, SourceJob, SourceView } from './env-source.js';
 import type { WatchStats } from './watch-stats.js';
+import { readWorkflowToken, type TokenResult } from './workflow-token.js';
 
 /**
  * The job's environment from its DWS Workflow: one watch per job, `fieldSelector` on the
@@ -32,7 +33,7 @@ export class KubeEnvSource implements JobEnvSource {
   constructor(private readonly opts: KubeEnvSourceOptions) {}
 
   watch(job: SourceJob, changed: () => void): EnvWatch {
-    const reflector = new Reflector<Workflow>({
+    const informer = new Informer<Workflow>({
       client: this.opts.client,
       resource: dwsResource('workflows', this.opts.dwsVersion),
       namespace: job.namespace,
@@ -40,22 +41,20 @@ export class KubeEnvSource implements JobEnvSource {
       ...reflectorOptionsFromConfig(this.opts.config()),
       logger: job.logger,
     });
-    this.opts.watchStats.add(reflector);
+    this.opts.watchStats.add(informer.reflector);
     let synced = false;
-    reflector.on('synced', () => {
-      synced = true;
+    informer.addHandler((n) => {
+      if (n.type === 'state') return;
+      if (n.type === 'synced') synced = true;
       changed();
     });
-    reflector.on('added', changed);
-    reflector.on('updated', changed);
-    reflector.on('deleted', changed);
-    reflector.start();
+    informer.start();
     return {
-      view: () => (synced ? this.viewOf(job, reflector.store.getObject(job.namespace, job.workflowName)) : undefined),
+      view: () => (synced ? this.viewOf(job, informer.store.getObject(job.namespace, job.workflowName)) : undefined),
       workflowName: () => undefined,
       stop: async () => {
-        await reflector.stop();
-        this.opts.watchStats.retire(reflector);
+        await informer.stop();
+        this.opts.watchStats.retire(informer.reflector);
       },
     };
   }
@@ -100,29 +99,10 @@ export class KubeEnvSource implements JobEnvSource {
     }
   }
 
-  private async readToken(job: SourceJob, wf: Workflow, signal: AbortSignal): Promise<{ token?: string; warning?: string }> {
-    const ref = wf.status?.workflowToken;
-    if (!ref || !this.opts.config().WORKFLOW_TOKEN) return {};
-    if (typeof ref.secretName !== 'string' || ref.secretName === '') return { warning: 'status.workflowToken names no secret: DW_WORKFLOW_TOKEN not set' };
-    const ns = typeof ref.secretNamespace === 'string' && ref.secretNamespace !== '' ? ref.secretNamespace : job.namespace;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const secret = await this.opts.client.get<Secret>(SECRETS, ns, ref.secretName, signal);
-        const b64 = secret.data?.token;
-        const token = b64 !== undefined ? Buffer.from(b64, 'base64').toString('utf8') : secret.stringData?.token;
-        if (token === undefined || token === '') return { warning: `secret ${ns}/${ref.secretName} has no "token" key: DW_WORKFLOW_TOKEN not set` };
-        return { token };
-      } catch (err) {
-        if (signal.aborted) throw err;
-        if (err instanceof KubeApiError && (err.status === 403 || err.status === 404)) {
-          const why = err.status === 403 ? 'this node may not read it (grant get on secrets)' : 'it does not exist';
-          job.logger.warn({ secret: `${ns}/${ref.secretName}`, status: err.status }, 'workflow token secret unavailable');
-          return { warning: `workflow token secret ${ns}/${ref.secretName} unavailable, ${why}: DW_WORKFLOW_TOKEN not set` };
-        }
-        if (attempt >= 3) return { warning: `reading workflow token secret ${ns}/${ref.secretName} failed: ${errorMessage(err)}; DW_WORKFLOW_TOKEN not set` };
-        await new Promise((r) => setTimeout(r, 250 * attempt));
-      }
-    }
+  /** Only when WORKFLOW_TOKEN is on: reading Secrets is a privilege this node should not need. */
+  private readToken(job: SourceJob, wf: Workflow, signal: AbortSignal): Promise<TokenResult> {
+    if (!this.opts.config().WORKFLOW_TOKEN) return Promise.resolve({});
+    return readWorkflowToken(this.opts.client, wf, job.namespace, signal, job.logger);
   }
 
   /** True only when the API server says the workflow does not exist (errors: keep the files). */

@@ -1,10 +1,10 @@
 import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, ConfigKey } from '../config/schema.js';
 import { shortHostname, type LoadedConfig } from '../config/load.js';
 import { jobsDirOf, socketPathOf } from '../contract/job-paths.js';
-import { NnfEnvError, errnoCode, errorMessage } from '../core/errors.js';
+import { NnfEnvError, errnoCode, errorMessage, isNnfEnvError } from '../core/errors.js';
+import { retry, type RetryPolicy } from '../core/retry.js';
 import { KubeClient } from '../kube/client.js';
 import { resolveConnection } from '../kube/connection.js';
 import { discoverDwsVersion } from '../kube/discovery.js';
@@ -23,6 +23,7 @@ import { FluxCommand } from '../flux/command.js';
 import { FluxEnvSource } from './flux-env-source.js';
 import { JobController } from './job-controller.js';
 import { KubeEnvSource } from './kube-env-source.js';
+import { ProfileCache } from './profile-cache.js';
 import { SelectingSource } from './source-selection.js';
 import { RabbitController, removeManagedHostsBlock } from './rabbit-controller.js';
 import { createSystemdNotifier, type SystemdNotifier } from './systemd.js';
@@ -86,24 +87,27 @@ async function ensureDir(path: string, mode: number): Promise<void> {
   if ((st.mode & 0o7777) !== mode) await chmod(path, mode);
 }
 
+/** Discovery waits out an API server that is not reachable yet: 250 ms, doubling up to 2 s, jittered. */
+const DISCOVERY_RETRY: RetryPolicy = { initialMs: 250, maxMs: 2000 };
+
 async function discoverVersion(client: KubeClient, configured: Config['DWS_API_VERSION'], waitMs: number, logger: Logger, signal: AbortSignal): Promise<DwsVersion> {
   if (configured !== 'auto') return configured as DwsVersion;
   const until = Date.now() + waitMs;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await discoverDwsVersion(client, 'auto', signal);
-    } catch (err) {
-      // Not installed / no known version is a real answer; connection trouble is waited out.
-      if (err instanceof NnfEnvError && (err.code === 'DWS_NO_KNOWN_VERSION' || err.code === 'DWS_NOT_INSTALLED')) throw err;
-      if (signal.aborted) throw err;
-      if (Date.now() >= until) {
-        const fallback = DWS_VERSIONS[0];
-        logger.warn({ err: errorMessage(err), fallback }, 'DWS API version discovery failed; using the newest known version meanwhile (set DWS_API_VERSION to choose)');
-        return fallback;
-      }
-      logger.warn({ err: errorMessage(err), attempt }, 'API server not reachable yet; retrying discovery');
-      await sleep(Math.min(2000, 250 * 2 ** attempt), signal);
-    }
+  // Not installed / no known version is a real answer; connection trouble is waited out.
+  const final = (err: unknown) => isNnfEnvError(err) && (err.code === 'DWS_NO_KNOWN_VERSION' || err.code === 'DWS_NOT_INSTALLED');
+  try {
+    return await retry(() => discoverDwsVersion(client, 'auto', signal), {
+      policy: DISCOVERY_RETRY,
+      attempts: Number.MAX_SAFE_INTEGER,
+      signal,
+      retryable: (err) => !final(err) && Date.now() < until,
+      onRetry: (err, _delay, attempt) => logger.warn({ err: errorMessage(err), attempt }, 'API server not reachable yet; retrying discovery'),
+    });
+  } catch (err) {
+    if (final(err) || signal.aborted) throw err;
+    const fallback = DWS_VERSIONS[0];
+    logger.warn({ err: errorMessage(err), fallback }, 'DWS API version discovery failed; using the newest known version meanwhile (set DWS_API_VERSION to choose)');
+    return fallback;
   }
 }
 
@@ -151,7 +155,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   }
 
   const events = new DaemonEvents();
-  const metrics = new DaemonMetrics();
+  const metrics = new DaemonMetrics({ runtimeSampleMs: config.METRICS_RUNTIME_INTERVAL });
   const watchStats = new WatchStats(events, connection?.server ?? '');
   const addresses = new HostAddressResolver({ client, logger });
   const rabbit = new RabbitController({ client, dwsVersion, config, addresses, events, watchStats, metrics, logger: logger.child({ part: 'rabbit' }) });
@@ -171,12 +175,13 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
     rabbit: () => rabbit.facts(),
     addresses,
     events,
-    watchStats,
     metrics,
     logger: logger.child({ part: 'jobs' }),
   });
   metrics.setSources({ watchTotals: () => watchStats.totals(), jobsByPhase: () => jobs.countsByPhase() });
 
+  // The profiles come from the API server: flux mode has none (GET /v1/profiles answers 404).
+  const profiles = client ? new ProfileCache({ client, config, watchStats, logger }) : undefined;
   let discovery: ComputesDiscovery | undefined;
   let api: ApiServer | undefined;
   let ready = false;
@@ -207,6 +212,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       watches: { live: watchStats.liveWatches, ...watchStats.counters() },
       jobs: { total: jobs.size, byPhase: jobs.countsByPhase() },
       discovery: config.DISCOVERY,
+      profiles: profiles ? (({ namespace, apiVersion, synced, error, profiles: list }) => ({ namespace, apiVersion, synced, count: list.length, error }))(profiles.document()) : null,
       runtimeDir: config.RUNTIME_DIR,
       socket: socketPath,
     };
@@ -219,6 +225,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       await notifier.stopping();
       await api?.close().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'closing the control socket failed'));
       await discovery?.stop();
+      await profiles?.stop();
       await jobs.stop();
       await rabbit.stop();
       await client?.close();
@@ -232,6 +239,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
     const settled = await rabbit.waitSettled(opts.rabbitWaitMs ?? 15_000);
     if (!settled) logger.warn('the local rabbit is not decided yet; jobs are served meanwhile without it');
     await jobs.start();
+    profiles?.start();
     if (config.DISCOVERY === 'computes') {
       discovery = new ComputesDiscovery({ client: client!, dwsVersion, namespace: config.WORKFLOW_NAMESPACE, nodeName, jobs, config, watchStats, logger });
       const w = discovery.start();
@@ -243,6 +251,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       ...(socketGid !== undefined ? { gid: socketGid } : {}),
       jobs,
       status,
+      ...(profiles ? { profiles: () => profiles.document() } : {}),
       healthy: () => ready,
       snapshot: (): DaemonEvent[] => [
         { type: 'connection', connection: watchStats.connection },

@@ -2,34 +2,40 @@ import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { errnoCode, errorMessage } from '../core/errors.js';
+import { NnfEnvError, errnoCode, errorMessage } from '../core/errors.js';
+import type { RetryPolicy } from '../core/retry.js';
 import type { KubeClient } from '../kube/client.js';
-import { Reflector, reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
+import { Informer } from '../kube/informer.js';
+import { reflectorOptionsFromConfig, type ReflectorSettings } from '../kube/reflector.js';
 import { NODES, dwsResource } from '../kube/resource.js';
 import type { KubeNode, SystemConfiguration } from '../domain/dws-types.js';
+import { parseRabbitMapping, rabbitFromMapping, type RabbitAssignment, type RabbitSource } from '../domain/rabbit-assignment.js';
 import {
-  parseRabbitMapping,
-  rabbitFromMapping,
-  rabbitFromSystemConfiguration,
-  type RabbitAssignment,
-  type RabbitSource,
-} from '../domain/rabbit-assignment.js';
+  decideRabbit,
+  desiredNodeWatch,
+  type NodeView,
+  type RabbitDecision,
+  type RabbitDecisionInputs,
+  type SystemConfigurationView,
+} from '../domain/rabbit-decision.js';
 import { HostsWriter } from '../fs/hosts-writer.js';
 import type { HostsConflict, HostsEntry } from '../domain/hosts-block.js';
 import { writeLocalRabbitConf } from '../fs/local-rabbit-conf.js';
 import { ipFamily } from '../contract/address.js';
 import type { DaemonMetrics } from '../api/metrics.js';
 import type { DaemonEvents } from '../api/event-bus.js';
-import { addressFromNode, type AddressSource, type HostAddressResolver } from '../net/host-address.js';
+import type { AddressSource, HostAddressResolver } from '../net/host-address.js';
 import type { RabbitFacts } from '../domain/delivery-plan.js';
 import type { WatchStats } from './watch-stats.js';
+import { WorkQueue } from './work-queue.js';
 
 /**
  * This node's rabbit and the `local-rabbit` entry. Observes the sources (RABBIT_NAME, the
- * SystemConfiguration, the rabbitmapping file; RABBIT_ADDRESS, the rabbit's Node, DNS), decides
- * the rabbit and its address, and makes the hosts block and local-rabbit.conf say so. Every
- * change of a source re-runs the same decision (level-triggered), and so does a periodic resync
- * (an admin who removed the block by hand gets it back).
+ * SystemConfiguration, the rabbitmapping file; RABBIT_ADDRESS, the rabbit's Node, DNS), has the
+ * pure decision (domain/rabbit-decision.ts) say the rabbit and its address, and makes the hosts
+ * block and local-rabbit.conf say so. Every change of a source adds the one key to a work queue,
+ * whose sync re-runs the same decision (level-triggered); so does a periodic resync (an admin
+ * who removed the block by hand gets it back).
  */
 export type RabbitControllerConfig = Pick<
   Config,
@@ -78,32 +84,40 @@ export interface RabbitControllerOptions {
   watchStats?: WatchStats;
   metrics?: DaemonMetrics;
   logger?: Logger;
-  /** Re-check everything this often. Default 60 s. */
+  /** Re-check everything this often. Default 10 min. */
   resyncMs?: number;
   /** Wait this long for the SystemConfiguration before falling back to the mapping file. Default 10 s. */
   systemConfigurationWaitMs?: number;
-  /** Pause before retrying a failed DNS lookup. Default 30 s. */
+  /** First pause before asking DNS again when no source gave an address (then doubling, jittered, up to 8x). Default 30 s. */
   dnsRetryMs?: number;
 }
 
 export const SYSTEM_CONFIGURATION_NAMESPACE = 'default';
 export const SYSTEM_CONFIGURATION_NAME = 'default';
-const WAITING_FOR_NODE = 'waiting for the rabbit\'s Node object';
+/** The queue holds one key: the decision covers the whole node. */
+const KEY = 'rabbit';
+
+/** No source gave an address; the sync fails so the queue asks again with the retry policy. */
+class RabbitAddressUnresolved extends NnfEnvError {
+  constructor(rabbit: string, reason: string | null) {
+    super('RABBIT_ADDRESS_UNRESOLVED', `no address for rabbit ${rabbit}: ${reason ?? 'no source answered'}`, {
+      hint: 'make the rabbit resolvable (Node InternalIP or DNS), or set RABBIT_ADDRESS',
+    });
+  }
+}
 
 export class RabbitController extends EventEmitter<{ change: [RabbitState] }> {
   private config: RabbitControllerConfig;
   private readonly logger: Logger;
   private state: RabbitState;
-  private scWatch: Reflector<SystemConfiguration> | undefined;
+  private scWatch: Informer<SystemConfiguration> | undefined;
   private scFailed = false;
   private scWaitTimer: NodeJS.Timeout | undefined;
-  private nodeWatch: Reflector<KubeNode> | undefined;
+  private nodeWatch: Informer<KubeNode> | undefined;
   private nodeWatchFor: string | null = null;
-  private dnsTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private hostsWriter: HostsWriter | undefined;
-  private running: Promise<void> | undefined;
-  private dirty = false;
+  private queue: WorkQueue<typeof KEY> | undefined;
   private stopped = false;
   private settledWaiters: Array<() => void> = [];
   private mappingCache: { file: string; text: string } | undefined;
@@ -151,38 +165,25 @@ export class RabbitController extends EventEmitter<{ change: [RabbitState] }> {
     this.stopped = false;
     const c = this.config;
     this.hostsWriter = c.HOSTS_FILE ? new HostsWriter({ path: c.HOSTS_FILE, logger: this.logger }) : undefined;
-    if (!c.RABBIT_NAME && this.opts.client) {
-      const w = new Reflector<SystemConfiguration>({
-        client: this.opts.client,
-        resource: dwsResource('systemconfigurations', this.opts.dwsVersion),
-        namespace: SYSTEM_CONFIGURATION_NAMESPACE,
-        fieldSelector: `metadata.name=${SYSTEM_CONFIGURATION_NAME}`,
-        ...reflectorOptionsFromConfig(c),
-        logger: this.logger,
-      });
-      this.scWatch = w;
-      this.opts.watchStats?.add(w);
-      const kick = () => this.kick();
-      w.on('synced', kick).on('added', kick).on('updated', kick).on('deleted', kick);
-      w.on('state', (s) => {
-        // Forbidden, missing CRD, API down: the mapping file answers meanwhile; the watch keeps trying.
-        if (s === 'backoff' && !w.hasSynced && !this.scFailed) {
-          this.scFailed = true;
-          this.logger.warn({ err: w.lastError?.message }, 'cannot read SystemConfiguration default/default yet; using the rabbit mapping file meanwhile');
-          this.kick();
-        }
-      });
-      w.start();
-      this.scWaitTimer = setTimeout(() => {
-        if (!w.hasSynced) {
-          this.scFailed = true;
-          this.kick();
-        }
-      }, this.opts.systemConfigurationWaitMs ?? 10_000);
-      this.scWaitTimer.unref();
-    }
+    // Why a retry at all: no watch event says when DNS starts answering for the rabbit, so a sync
+    // that found no address fails and the queue asks again, jittered so that a whole system
+    // that lost DNS at once does not come back in lockstep.
+    const dnsRetry: RetryPolicy = { initialMs: this.opts.dnsRetryMs ?? 30_000, maxMs: 8 * (this.opts.dnsRetryMs ?? 30_000) };
+    this.queue = new WorkQueue<typeof KEY>({
+      sync: () => this.sync(),
+      retry: dnsRetry,
+      onError: (_key, err, retryInMs) => {
+        if (err instanceof RabbitAddressUnresolved) this.logger.debug({ err: err.message, retryInMs }, 'asking DNS again later');
+        else this.logger.error({ err: errorMessage(err), retryInMs }, 'rabbit reconcile failed');
+      },
+    });
+    // The SystemConfiguration watch is wired once, here: whether it exists depends only on settings.
+    if (!c.RABBIT_NAME && this.opts.client) this.scWatch = this.startSystemConfigurationWatch(this.opts.client);
     this.kick();
-    const every = this.opts.resyncMs ?? 60_000;
+    // Watches bring SystemConfiguration and Node changes; this catches what none can: an edited
+    // hosts file or mapping file, a changed DNS answer. Rare: each pass reads files and wakes the
+    // thread pool.
+    const every = this.opts.resyncMs ?? 600_000;
     this.resyncTimer = setInterval(() => {
       this.mappingCache = undefined;
       this.kick();
@@ -193,13 +194,12 @@ export class RabbitController extends EventEmitter<{ change: [RabbitState] }> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.scWaitTimer);
-    clearTimeout(this.dnsTimer);
     clearInterval(this.resyncTimer);
+    await this.queue?.shutdown();
     const sc = this.scWatch;
     this.scWatch = undefined;
-    await Promise.all([sc?.stop(), this.stopNodeWatch()]);
-    if (sc) this.opts.watchStats?.retire(sc);
-    await this.running?.catch(() => undefined);
+    await Promise.all([sc?.stop(), this.ensureNodeWatch(null)]);
+    if (sc) this.opts.watchStats?.retire(sc.reflector);
   }
 
   /** New settings (SIGHUP): everything is decided again from the new sources. */
@@ -208,7 +208,6 @@ export class RabbitController extends EventEmitter<{ change: [RabbitState] }> {
     this.config = config;
     this.scFailed = false;
     this.mappingCache = undefined;
-    this.nodeWatchFor = null;
     const keep = this.state;
     this.state = { ...this.initialState(), settled: keep.settled };
     this.start();
@@ -227,38 +226,141 @@ export class RabbitController extends EventEmitter<{ change: [RabbitState] }> {
   }
 
   private kick(): void {
-    if (this.stopped) return;
-    this.dirty = true;
-    if (this.running) return;
-    this.running = (async () => {
-      while (this.dirty && !this.stopped) {
-        this.dirty = false;
-        try {
-          await this.reconcile();
-        } catch (err) {
-          this.logger.error({ err: errorMessage(err) }, 'rabbit reconcile failed');
-        }
-      }
-    })().finally(() => (this.running = undefined));
+    if (!this.stopped) this.queue?.add(KEY);
   }
 
-  private async decideRabbit(): Promise<{ assignment: RabbitAssignment | null; definitive: boolean }> {
-    const c = this.config;
-    if (c.RABBIT_NAME) return { assignment: { kind: 'rabbit', rabbit: c.RABBIT_NAME, source: 'config' }, definitive: true };
-    const w = this.scWatch;
-    if (w?.hasSynced) {
-      const sc = w.store.getObject(SYSTEM_CONFIGURATION_NAMESPACE, SYSTEM_CONFIGURATION_NAME);
-      if (sc) return { assignment: rabbitFromSystemConfiguration(sc, c.NODE_NAME), definitive: true };
-    } else if (w && !this.scFailed) {
-      return { assignment: null, definitive: false };
+  private startSystemConfigurationWatch(client: KubeClient): Informer<SystemConfiguration> {
+    const w = new Informer<SystemConfiguration>({
+      client,
+      resource: dwsResource('systemconfigurations', this.opts.dwsVersion),
+      namespace: SYSTEM_CONFIGURATION_NAMESPACE,
+      fieldSelector: `metadata.name=${SYSTEM_CONFIGURATION_NAME}`,
+      ...reflectorOptionsFromConfig(this.config),
+      logger: this.logger,
+    });
+    this.opts.watchStats?.add(w.reflector);
+    w.addHandler((n) => {
+      // Forbidden, missing CRD, API down: the mapping file answers meanwhile; the watch keeps trying.
+      if (n.type === 'state' && n.state === 'backoff' && !w.hasSynced && !this.scFailed) {
+        this.scFailed = true;
+        this.logger.warn({ err: w.lastError?.message }, 'cannot read SystemConfiguration default/default yet; using the rabbit mapping file meanwhile');
+      }
+      if (n.type !== 'state' || this.scFailed) this.kick();
+    });
+    w.start();
+    // A list that neither answers nor fails must not hold the node without a rabbit forever.
+    this.scWaitTimer = setTimeout(() => {
+      if (!w.hasSynced) {
+        this.scFailed = true;
+        this.kick();
+      }
+    }, this.opts.systemConfigurationWaitMs ?? 10_000);
+    this.scWaitTimer.unref();
+    return w;
+  }
+
+  /** Desired watches -> running watches: a Node informer for `rabbit`, or none. */
+  private async ensureNodeWatch(rabbit: string | null): Promise<void> {
+    if (this.nodeWatchFor === rabbit && (rabbit === null || this.nodeWatch)) return;
+    const old = this.nodeWatch;
+    this.nodeWatch = undefined;
+    this.nodeWatchFor = null;
+    if (old) {
+      await old.stop();
+      this.opts.watchStats?.retire(old.reflector);
     }
-    // No SystemConfiguration (none, forbidden, or no API server): the rabbitmapping file.
-    const fromFile = await this.fromMappingFile();
-    if (fromFile) return { assignment: fromFile, definitive: w?.hasSynced === true || fromFile.kind === 'rabbit' };
-    const why = w?.hasSynced
-      ? 'SystemConfiguration default/default does not exist and no rabbit mapping file is readable'
-      : `SystemConfiguration default/default is not readable (${w?.lastError?.message ?? 'no API server'}) and no rabbit mapping file is readable`;
-    return { assignment: { kind: 'unknown', source: 'systemconfiguration', reason: why }, definitive: w?.hasSynced === true };
+    if (rabbit === null || !this.opts.client || this.stopped) return;
+    const w = new Informer<KubeNode>({
+      client: this.opts.client,
+      resource: NODES,
+      fieldSelector: `metadata.name=${rabbit}`,
+      ...reflectorOptionsFromConfig(this.config),
+      logger: this.logger,
+    });
+    this.nodeWatch = w;
+    this.nodeWatchFor = rabbit;
+    this.opts.watchStats?.add(w.reflector);
+    w.addHandler((n) => {
+      // A first list that fails is an answer too (forbidden, or an error to report).
+      if (n.type !== 'state' || (n.state === 'backoff' && !w.hasSynced)) this.kick();
+    });
+    w.start();
+  }
+
+  private systemConfigurationView(): SystemConfigurationView | undefined {
+    const w = this.scWatch;
+    if (!w) return undefined;
+    return {
+      synced: w.hasSynced,
+      object: w.hasSynced ? w.store.getObject(SYSTEM_CONFIGURATION_NAMESPACE, SYSTEM_CONFIGURATION_NAME) : undefined,
+      failed: this.scFailed,
+      error: w.lastError?.message ?? null,
+    };
+  }
+
+  private nodeView(): NodeView | undefined {
+    const w = this.nodeWatch;
+    const name = this.nodeWatchFor;
+    if (!w || name === null) return undefined;
+    return { synced: w.hasSynced, object: w.hasSynced ? w.store.getObject(undefined, name) : undefined, error: w.hasSynced ? null : (w.lastError?.message ?? null) };
+  }
+
+  /** One pass: observe (stores, mapping file, watches wanted), decide (pure), apply (files), commit. */
+  private async sync(): Promise<void> {
+    if (this.stopped) return;
+    const c = this.config;
+    const inputs: RabbitDecisionInputs = {
+      config: c,
+      systemConfiguration: this.systemConfigurationView(),
+      node: undefined,
+      nodesForbidden: this.opts.addresses.nodesForbidden,
+      previous: { rabbit: this.state.rabbit, address: this.state.address, addressSource: this.state.addressSource },
+    };
+    let result = decideRabbit(inputs);
+    if (result.kind === 'needs-mapping') {
+      inputs.mapping = await this.fromMappingFile();
+      result = decideRabbit(inputs);
+    }
+    if (result.kind === 'wait') return; // the SystemConfiguration informer's sync or failure brings us back
+
+    // Watches follow the inputs, outside the decision: the rabbit's Node, or none.
+    await this.ensureNodeWatch(desiredNodeWatch(inputs, this.opts.client !== undefined));
+    const nodeErr = this.nodeWatch && !this.nodeWatch.hasSynced ? this.nodeWatch.lastError : undefined;
+    if (nodeErr?.code === 'KUBE_FORBIDDEN') {
+      this.opts.addresses.markNodesForbidden(nodeErr.message);
+      inputs.nodesForbidden = true;
+      await this.ensureNodeWatch(null);
+    }
+    inputs.node = this.nodeView();
+    result = decideRabbit(inputs);
+    if (result.kind === 'needs-dns') {
+      const rabbit = result.rabbit;
+      inputs.dns = await this.opts.addresses.resolve(rabbit).catch((err: unknown) => ({ address: null, source: null, reason: errorMessage(err) }));
+      result = decideRabbit(inputs);
+    }
+    if (result.kind !== 'decided' || this.stopped) return;
+    await this.apply(result);
+    if (result.retryDns) throw new RabbitAddressUnresolved(result.rabbit ?? '', result.addressReason);
+  }
+
+  private async apply(d: RabbitDecision): Promise<void> {
+    const next: RabbitState = {
+      ...this.state,
+      rabbit: d.rabbit,
+      rabbitSource: d.rabbitSource,
+      rabbitReason: d.rabbitReason,
+      address: d.address,
+      addressSource: d.addressSource,
+      addressReason: d.addressReason,
+      nodesForbidden: this.opts.addresses.nodesForbidden,
+      hosts: { ...this.state.hosts },
+      localRabbitConf: { ...this.state.localRabbitConf },
+    };
+    if (d.hosts.kind !== 'keep') await this.applyHosts(next, d.hosts.kind === 'write' ? { address: d.hosts.address, names: d.hosts.names } : null);
+    await this.applyLocalRabbitConf(next);
+    // Settled once the rabbit is decided and its address is (or could not be) found.
+    next.settled = this.state.settled || d.settles;
+    this.commit(next);
   }
 
   private async fromMappingFile(): Promise<RabbitAssignment | null> {
@@ -283,116 +385,10 @@ export class RabbitController extends EventEmitter<{ change: [RabbitState] }> {
     }
   }
 
-  private async decideAddress(rabbit: string): Promise<Pick<RabbitState, 'address' | 'addressSource' | 'addressReason'>> {
-    const c = this.config;
-    if (c.RABBIT_ADDRESS) {
-      if (ipFamily(c.RABBIT_ADDRESS) === 0) return { address: null, addressSource: null, addressReason: `RABBIT_ADDRESS ${JSON.stringify(c.RABBIT_ADDRESS)} is not an IPv4 or IPv6 address` };
-      return { address: c.RABBIT_ADDRESS, addressSource: 'config', addressReason: null };
-    }
-    let nodeReason: string | null = null;
-    if (this.opts.client && !this.opts.addresses.nodesForbidden) {
-      this.ensureNodeWatch(rabbit);
-      const w = this.nodeWatch;
-      if (w && w.hasSynced) {
-        const addr = addressFromNode(w.store.getObject(undefined, rabbit));
-        if (addr) return { address: addr, addressSource: 'node', addressReason: null };
-        nodeReason = w.store.getObject(undefined, rabbit) ? `Node ${rabbit} has no InternalIP` : `no Node named ${rabbit}`;
-      } else if (w) {
-        const err = w.lastError;
-        if (err?.code === 'KUBE_FORBIDDEN') {
-          this.opts.addresses.markNodesForbidden(err.message);
-          await this.stopNodeWatch();
-        } else if (!err) {
-          // Not listed yet: the sync event brings us back here.
-          return { address: this.state.rabbit === rabbit ? this.state.address : null, addressSource: this.state.rabbit === rabbit ? this.state.addressSource : null, addressReason: WAITING_FOR_NODE };
-        } else nodeReason = `reading Node ${rabbit} failed: ${err.message}`;
-      }
-    }
-    if (this.opts.addresses.nodesForbidden) nodeReason = 'not allowed to read Kubernetes nodes (RBAC)';
-    const r = await this.opts.addresses.resolve(rabbit).catch((err: unknown) => ({ address: null, source: null, reason: errorMessage(err) }));
-    // resolve() may itself try the Node again; take its DNS answer.
-    if (r.address) return { address: r.address, addressSource: r.source, addressReason: nodeReason };
-    this.scheduleDnsRetry();
-    return { address: null, addressSource: null, addressReason: [nodeReason, r.reason].filter(Boolean).join('; ') || `no address for ${rabbit}` };
-  }
-
-  private ensureNodeWatch(rabbit: string): void {
-    if (this.nodeWatchFor === rabbit && this.nodeWatch) return;
-    void this.stopNodeWatch();
-    if (!this.opts.client) return;
-    const w = new Reflector<KubeNode>({
-      client: this.opts.client,
-      resource: NODES,
-      fieldSelector: `metadata.name=${rabbit}`,
-      ...reflectorOptionsFromConfig(this.config),
-      logger: this.logger,
-    });
-    this.nodeWatch = w;
-    this.nodeWatchFor = rabbit;
-    this.opts.watchStats?.add(w);
-    const kick = () => this.kick();
-    w.on('synced', kick).on('added', kick).on('updated', kick).on('deleted', kick);
-    w.on('state', (s) => {
-      if (s === 'backoff' && !w.hasSynced) this.kick();
-    });
-    w.start();
-  }
-
-  private async stopNodeWatch(): Promise<void> {
-    const w = this.nodeWatch;
-    this.nodeWatch = undefined;
-    this.nodeWatchFor = null;
-    if (!w) return;
-    await w.stop();
-    this.opts.watchStats?.retire(w);
-  }
-
-  private scheduleDnsRetry(): void {
-    if (this.dnsTimer || this.stopped) return;
-    this.dnsTimer = setTimeout(() => {
-      this.dnsTimer = undefined;
-      this.kick();
-    }, this.opts.dnsRetryMs ?? 30_000);
-    this.dnsTimer.unref();
-  }
-
-  private async reconcile(): Promise<void> {
-    const { assignment, definitive } = await this.decideRabbit();
-    if (assignment === null) return; // still waiting for the SystemConfiguration
-    const next: RabbitState = { ...this.state, hosts: { ...this.state.hosts }, localRabbitConf: { ...this.state.localRabbitConf } };
-    if (assignment.kind === 'rabbit') {
-      next.rabbit = assignment.rabbit;
-      next.rabbitSource = assignment.source;
-      next.rabbitReason = null;
-      Object.assign(next, await this.decideAddress(assignment.rabbit));
-    } else {
-      next.rabbit = null;
-      next.rabbitSource = assignment.source;
-      next.rabbitReason = assignment.reason;
-      next.address = null;
-      next.addressSource = null;
-      next.addressReason = null;
-      await this.stopNodeWatch();
-    }
-    next.nodesForbidden = this.opts.addresses.nodesForbidden;
-    if (this.stopped) return;
-
-    await this.applyHosts(next, definitive);
-    await this.applyLocalRabbitConf(next);
-    // Settled once the rabbit is decided and its address is (or could not be) found.
-    next.settled = this.state.settled || next.addressReason !== WAITING_FOR_NODE;
-    this.commit(next);
-  }
-
-  private async applyHosts(next: RabbitState, definitive: boolean): Promise<void> {
+  /** `entry` null: a node that definitely has no rabbit gets no entry (a stale one would point at a wrong rabbit). */
+  private async applyHosts(next: RabbitState, entry: HostsEntry | null): Promise<void> {
     const writer = this.hostsWriter;
     if (!writer) return;
-    let entry: HostsEntry | null | undefined;
-    if (next.rabbit && next.address) entry = { address: next.address, names: [...this.config.HOSTS_ALIASES] };
-    // A node that definitely has no rabbit gets no entry (a stale one would point at a wrong rabbit);
-    // one whose sources are only unreachable keeps what it has.
-    else if (!next.rabbit && definitive) entry = null;
-    else return;
     try {
       const res = await writer.apply(entry);
       next.hosts = {

@@ -3,6 +3,11 @@ import type { KubeObject } from '../kube/resource.js';
 /** DWS workflow states, in the only order they may be reached (Teardown may come at any time). */
 export const WORKFLOW_STATES = ['Proposal', 'Setup', 'DataIn', 'PreRun', 'PostRun', 'DataOut', 'Teardown'] as const;
 export type WorkflowState = (typeof WORKFLOW_STATES)[number];
+
+/** Labels DWS puts on objects a workflow owns (AddWorkflowLabels / AddOwnerLabels). */
+export const LABEL_WORKFLOW_NAME = 'dataworkflowservices.github.io/workflow.name';
+export const LABEL_WORKFLOW_NAMESPACE = 'dataworkflowservices.github.io/workflow.namespace';
+export const LABEL_WORKFLOW_UID = 'dataworkflowservices.github.io/workflow.uid';
 export type WorkflowStatusValue = 'Completed' | 'DriverWait' | 'TransientCondition' | 'Error';
 
 export interface Workflow extends KubeObject {

@@ -8,6 +8,7 @@ import { KubeApiError, type KubeRequestContext, type KubeStatus } from './errors
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './line-splitter.js';
 import { apiVersionOf, collectionPath, objectKey, type KubeObject, type ResourceType } from './resource.js';
 import { ObjectStore, type ReadonlyObjectStore } from './store.js';
+import { silenceMonitor } from './silence-monitor.js';
 
 export type ReflectorState = 'connecting' | 'listing' | 'watching' | 'backoff' | 'stopped';
 
@@ -39,7 +40,7 @@ export interface ReflectorCounters {
   silences: number;
 }
 
-export interface ReflectorOptions {
+export interface ReflectorOptions<T extends KubeObject = KubeObject> {
   client: Pick<KubeClient, 'list' | 'watch'>;
   resource: ResourceType;
   namespace?: string;
@@ -60,6 +61,8 @@ export interface ReflectorOptions {
   /** Cap on a server's Retry-After. Default 10 min. */
   maxRetryAfterMs?: number;
   maxLineBytes?: number;
+  /** Where the objects are kept (an informer passes its own). Written only by this reflector. */
+  store?: ObjectStore<T>;
   signal?: AbortSignal;
   logger?: Logger;
   random?: () => number;
@@ -89,7 +92,7 @@ export function reflectorOptionsFromConfig(
   };
 }
 
-type Resolved = Required<Omit<ReflectorOptions, 'namespace' | 'fieldSelector' | 'labelSelector' | 'signal'>> &
+type Resolved = Required<Omit<ReflectorOptions, 'namespace' | 'fieldSelector' | 'labelSelector' | 'signal' | 'store'>> &
   Pick<ReflectorOptions, 'namespace' | 'fieldSelector' | 'labelSelector' | 'signal'>;
 
 function invalid(message: string): NnfEnvError {
@@ -167,7 +170,7 @@ function hasName(v: unknown): v is KubeObject {
  */
 export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvents<T>> {
   readonly counters: ReflectorCounters = { events: 0, bookmarks: 0, relists: 0, reconnects: 0, bytes: 0, errors: 0, malformedLines: 0, oversizedLines: 0, silences: 0 };
-  private readonly objects = new ObjectStore<T>();
+  private readonly objects: ObjectStore<T>;
   private readonly opts: Resolved;
   private readonly log: Logger;
   private readonly backoff: Backoff;
@@ -182,9 +185,11 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
   private currentState: ReflectorState = 'stopped';
   private lastErr: { code: string; message: string; at: string } | undefined;
 
-  constructor(options: ReflectorOptions) {
+  constructor(options: ReflectorOptions<T>) {
     super();
-    this.opts = validateReflectorOptions(options);
+    const { store, ...rest } = options;
+    this.objects = store ?? new ObjectStore<T>();
+    this.opts = validateReflectorOptions(rest);
     const rt = this.opts.resource;
     this.log = this.opts.logger.child({ resource: resourceName(rt), ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}) });
     this.backoff = new Backoff({
@@ -392,18 +397,11 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
     if (this.watchesStarted++ > 0) this.counters.reconnects++;
 
     let silenced = false;
-    let lastByte = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const check = () => {
-      const idle = performance.now() - lastByte;
-      if (idle >= o.silenceTimeoutMs) {
-        silenced = true;
-        ac.abort(new NnfEnvError('KUBE_WATCH_SILENT', `no bytes for ${Math.round(idle)} ms`));
-      } else {
-        timer = setTimeout(check, o.silenceTimeoutMs - idle);
-      }
-    };
-    timer = setTimeout(check, o.silenceTimeoutMs);
+    // One timer for all watches (./silence-monitor.ts): nothing fires while bytes flow.
+    const silence = silenceMonitor.add(o.silenceTimeoutMs, (idle) => {
+      silenced = true;
+      ac.abort(new NnfEnvError('KUBE_WATCH_SILENT', `no bytes for ${Math.round(idle)} ms`));
+    });
 
     const started = performance.now();
     let lines = 0;
@@ -420,7 +418,7 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         signal: ac.signal,
       });
       this.setState('watching');
-      lastByte = performance.now();
+      silence.watch.lastByte = performance.now();
       const splitter = new LineSplitter({
         maxLineBytes: o.maxLineBytes,
         // Decoded straight from the received chunk: no Buffer per line, and JSON.parse gets a string.
@@ -435,7 +433,7 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         },
       });
       for await (const chunk of stream) {
-        lastByte = performance.now();
+        silence.watch.lastByte = performance.now();
         this.counters.bytes += chunk.byteLength;
         splitter.push(chunk);
       }
@@ -445,7 +443,7 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
       if (silenced && !stop.aborted) return { reason: 'silence', lines, durationMs: performance.now() - started };
       throw err;
     } finally {
-      clearTimeout(timer);
+      silence.remove();
       stop.removeEventListener('abort', onStop);
       // Leaves no socket behind when a handler threw (ERROR event) mid-stream.
       ac.abort();

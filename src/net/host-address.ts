@@ -4,6 +4,7 @@ import type { KubeClient } from '../kube/client.js';
 import { KubeApiError } from '../kube/errors.js';
 import { NODES } from '../kube/resource.js';
 import type { KubeNode } from '../domain/dws-types.js';
+import { addressFromNode } from '../domain/node-address.js';
 import { ipFamily } from '../contract/address.js';
 import { errorMessage } from '../core/errors.js';
 
@@ -21,15 +22,8 @@ export interface ResolvedAddress {
   reason: string | null;
 }
 
-/** Pure: the address to use from a Node object: InternalIP first, then any other IP literal. */
-export function addressFromNode(node: KubeNode | undefined): string | null {
-  const addrs = node?.status?.addresses;
-  if (!Array.isArray(addrs)) return null;
-  const ips = addrs.filter((a) => a && typeof a.address === 'string' && ipFamily(a.address) !== 0);
-  const internal = ips.find((a) => a.type === 'InternalIP');
-  if (internal) return internal.address;
-  return ips.find((a) => a.type === 'ExternalIP')?.address ?? null;
-}
+// The pure rule lives with the other decisions; re-exported for the resolver's callers.
+export { addressFromNode };
 
 export async function lookupHost(name: string): Promise<string> {
   if (ipFamily(name) !== 0) return name;

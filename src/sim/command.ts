@@ -13,6 +13,7 @@ import { createLogger } from '../core/logger.js';
 import { caPathFor } from './kubeconfig.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from './index.js';
 import { parsePortsOption } from './ports.js';
+import { loadProfilesDir } from './profiles.js';
 
 export interface SimCommandOptions {
   listen: string;
@@ -34,6 +35,9 @@ export interface SimCommandOptions {
   fault503Every?: number;
   dropWatchesEvery?: number;
   bookmarkInterval?: number;
+  profiles?: string;
+  exampleProfiles: boolean;
+  refuseImage: string[];
   logLevel: string;
 }
 
@@ -113,6 +117,9 @@ export async function runSim(opts: SimCommandOptions, out: (line: string) => voi
   if (opts.history !== undefined) simOpts.historySize = opts.history;
   if (opts.computeName !== undefined) simOpts.computeName = opts.computeName;
   if (opts.bookmarkInterval !== undefined) simOpts.bookmarkIntervalMs = opts.bookmarkInterval;
+  simOpts.exampleProfiles = opts.exampleProfiles !== false;
+  if (opts.refuseImage?.length) simOpts.refusedImages = opts.refuseImage;
+  if (opts.profiles !== undefined) simOpts.profiles = await loadProfilesDir(opts.profiles);
 
   const sim: Simulator = await startSimulator(simOpts);
   const timers: NodeJS.Timeout[] = [];
@@ -173,6 +180,9 @@ export function command(): Command {
     .option('--fault-429-every <n>', 'fault: answer every Nth request 429 with Retry-After: 1', positiveInt('--fault-429-every'))
     .option('--fault-503-every <n>', 'fault: answer every Nth request 503 with Retry-After: 1', positiveInt('--fault-503-every'))
     .option('--drop-watches-every <ms>', 'fault: cut all watch connections this often', positiveInt('--drop-watches-every'))
+    .option('--profiles <dir>', 'load the NnfContainerProfiles in DIR\'s *.yaml files into nnf-system (beside the examples)')
+    .option('--no-example-profiles', 'do not seed the example NnfContainerProfiles')
+    .option('--refuse-image <ref>', 'the simulated registry refuses this image (a trailing * matches a prefix); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--log-level <level>', 'log level (logs go to stderr)', 'info')
     .addHelpText(
       'after',
@@ -180,6 +190,8 @@ export function command(): Command {
 Examples:
   nnf-env sim --kubeconfig-out /tmp/sim.kubeconfig
   kubectl --kubeconfig /tmp/sim.kubeconfig get workflows
+  kubectl --kubeconfig /tmp/sim.kubeconfig get nnfcontainerprofiles -n nnf-system
+  nnf-env sim --profiles /etc/nnf-env/profiles --kubeconfig-out /tmp/sim.kubeconfig
   nnf-env sim --listen 127.0.0.1:6443 --tls --token-file /tmp/token --kubeconfig-out /tmp/sim.kubeconfig
 
 Runs until SIGINT or SIGTERM, then exits 0.`,

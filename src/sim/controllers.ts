@@ -17,15 +17,17 @@
 import type { Logger } from 'pino';
 import { WORKFLOW_STATES, type Computes, type SystemConfiguration, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import type { KubeObject } from '../kube/resource.js';
-import { containerEnv, containerOf, mpiHostnames, parseDirectives, storageEnv } from './env.js';
+import { insufficientPortsMessage, portsRequested, preRunTimeoutMessage, profileContainerEnv, podSpecsOf, DEFAULT_PRERUN_TIMEOUT_SECONDS } from '../domain/container-profile.js';
+import { parseDirectives, storageEnv } from './env.js';
+import type { FluxJobs } from './flux-jobs.js';
+import type { ProfileHooks } from './profile-hooks.js';
 import { expandPorts, type PortAllocator, type UserContainers } from './ports.js';
 import { apiVersionString, type ServedResource } from './resources.js';
 import type { ObjectStore, StoreEvent } from './store.js';
 
 export const FLUX_FINALIZER = 'flux-framework.readthedocs.io/workflow';
-export const LABEL_WORKFLOW_NAME = 'dataworkflowservices.github.io/workflow.name';
-export const LABEL_WORKFLOW_NAMESPACE = 'dataworkflowservices.github.io/workflow.namespace';
-export const LABEL_WORKFLOW_UID = 'dataworkflowservices.github.io/workflow.uid';
+import { LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID } from '../domain/dws-types.js';
+export { LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID };
 
 export interface JobOptions {
   /** Flux drives desiredState (jobs from submitJob, or workflows given to advance). */
@@ -53,6 +55,10 @@ export interface ControllerDeps {
   portsMode: 'os' | 'range';
   containers: UserContainers;
   defaults: { listen: boolean; computeName: string; rabbitName: string };
+  /** nnf-sos's container profile rules (Proposal, pinned copy, image pulls). */
+  profiles: ProfileHooks;
+  /** The simulated Flux's job records (exceptions, release). */
+  fluxJobs: FluxJobs;
   logger: Logger;
 }
 
@@ -64,6 +70,9 @@ interface Runtime {
   timer: NodeJS.Timeout | undefined;
   busy: boolean;
   again: boolean;
+  /** PreRun: since when the user container cannot start (image pull), and why. */
+  blocked: { since: number; why: string } | undefined;
+  wake: NodeJS.Timeout | undefined;
 }
 
 const idx = (s: WorkflowState | undefined): number => (s ? WORKFLOW_STATES.indexOf(s) : -1);
@@ -116,7 +125,10 @@ export class Controllers {
   close(): void {
     this.closed = true;
     this.unsubscribe();
-    for (const rt of this.runtimes.values()) if (rt.timer) clearTimeout(rt.timer);
+    for (const rt of this.runtimes.values()) {
+      if (rt.timer) clearTimeout(rt.timer);
+      if (rt.wake) clearTimeout(rt.wake);
+    }
     this.runtimes.clear();
     this.d.containers.closeAll();
   }
@@ -124,7 +136,7 @@ export class Controllers {
   private runtime(key: string): Runtime {
     let rt = this.runtimes.get(key);
     if (!rt) {
-      rt = { uid: undefined, job: this.defaultJob(), progress: undefined, enteredAt: Date.now(), timer: undefined, busy: false, again: false };
+      rt = { uid: undefined, job: this.defaultJob(), progress: undefined, enteredAt: Date.now(), timer: undefined, busy: false, again: false, blocked: undefined, wake: undefined };
       this.runtimes.set(key, rt);
     }
     return rt;
@@ -173,9 +185,11 @@ export class Controllers {
   private cleanup(key: string, wf: KubeObject): void {
     const rt = this.runtimes.get(key);
     if (rt?.timer) clearTimeout(rt.timer);
+    if (rt?.wake) clearTimeout(rt.wake);
     this.runtimes.delete(key);
     this.d.containers.close(key);
-    this.d.ports.release(key);
+    this.release(key);
+    this.d.profiles.unpin(wf.metadata.namespace ?? '', wf.metadata.name, wf.metadata.uid);
     const c = this.d.store.peek(this.d.computes, wf.metadata.namespace, wf.metadata.name);
     if (c && c.metadata.labels?.[LABEL_WORKFLOW_UID] === wf.metadata.uid) {
       try {
@@ -194,8 +208,9 @@ export class Controllers {
       if (rt.uid !== undefined) {
         // Recreated under the same name: what the old one held is gone.
         this.d.containers.close(key);
-        this.d.ports.release(key);
+        this.release(key);
         rt.progress = undefined;
+        rt.blocked = undefined;
       }
       rt.uid = wf.metadata.uid;
     }
@@ -212,7 +227,8 @@ export class Controllers {
     const desired = wf.spec?.desiredState;
     if (!s) return this.propose(ns, name, wf);
     if (desired === 'Teardown' && s !== 'Teardown') return this.enter(ns, name, rt, 'Teardown');
-    if (!st.ready && st.status !== 'Error') return this.work(ns, name, rt, wf, s);
+    if (st.status === 'Error') return this.fluxOnError(ns, name, rt, s, st.message ?? '');
+    if (!st.ready) return this.work(ns, name, rt, wf, s);
     if (st.ready && desired && desired !== s && idx(desired) > idx(s)) return this.enter(ns, name, rt, desired);
     if (st.ready && desired === s) return this.flux(ns, name, rt, s);
     return 'idle';
@@ -266,10 +282,22 @@ export class Controllers {
     return 'idle';
   }
 
-  private fail(ns: string, name: string, s: WorkflowState): StepResult {
+  private fail(ns: string, name: string, s: WorkflowState, message = `simulated failure in ${s} (failAt)`): StepResult {
     this.write(ns, name, (o) => {
-      o.status = { ...(o.status ?? {}), ready: false, status: 'Error', message: `simulated failure in ${s} (failAt)` };
+      o.status = { ...(o.status ?? {}), ready: false, status: 'Error', message };
     });
+    return 'idle';
+  }
+
+  /** Ports go back to the pool after SystemConfiguration's portsCooldownInSeconds (NnfPortManager). */
+  private release(key: string): void {
+    const sc = this.d.store.peek(this.d.systemConfigurations, 'default', 'default') as SystemConfiguration | undefined;
+    this.d.ports.release(key, Math.max(0, Number(sc?.spec?.portsCooldownInSeconds ?? 0)) * 1000);
+  }
+
+  /** flux-coral2: a workflow in Error raises the job's fatal exception (once). */
+  private fluxOnError(ns: string, name: string, rt: Runtime, s: WorkflowState, message: string): StepResult {
+    if (rt.job.flux && this.d.fluxJobs.workflowError(name, s, message)) this.d.logger.info({ workflow: `${ns}/${name}`, state: s, message }, 'simulated Flux: fatal job exception');
     return 'idle';
   }
 
@@ -279,18 +307,21 @@ export class Controllers {
     if (rt.job.failAt === s) return this.fail(ns, name, s);
     const key = `${ns}/${name}`;
     const directives = parseDirectives(wf.spec?.dwDirectives);
-    const container = rt.job.containerName ?? containerOf(directives)?.name;
+    const pinned = s === 'Proposal' ? undefined : this.d.profiles.pinned(wf);
+    const container = pinned?.profile.data;
     switch (s) {
+      case 'Proposal': {
+        const refused = this.d.profiles.propose(wf);
+        return refused === undefined ? this.finish(ns, name, rt) : this.fail(ns, name, s, refused);
+      }
       case 'Setup': {
-        if (container && this.d.ports.portsOf(key).length === 0 && rt.job.numPorts > 0) {
-          const got = await this.d.ports.allocate(key, this.portCandidates(), rt.job.numPorts);
+        const want = container ? portsRequested(container) : 0;
+        if (want > 0 && this.d.ports.portsOf(key).length === 0) {
+          const got = await this.d.ports.allocate(key, this.portCandidates(), want);
           if (this.closed) return 'idle';
-          if (got.length < rt.job.numPorts) {
+          if (got.length < want) {
             this.d.ports.release(key);
-            this.write(ns, name, (o) => {
-              o.status = { ...(o.status ?? {}), ready: false, status: 'Error', message: `not enough free ports in the SystemConfiguration ports range for ${rt.job.numPorts} ports` };
-            });
-            return 'idle';
+            return this.fail(ns, name, s, insufficientPortsMessage(pinned!.index));
           }
         }
         return this.finish(ns, name, rt);
@@ -299,33 +330,75 @@ export class Controllers {
         if (rt.progress.step === 0) {
           rt.progress.step = 1;
           // No container, or one whose keys someone else already wrote (a workflow created mid-state).
-          if (!container || wf.status?.env?.NNF_CONTAINER_PORTS !== undefined) return 'continue';
+          if (!container || wf.status?.env?.NNF_CONTAINER_HOSTNAMES !== undefined) return 'continue';
           const ports = this.d.ports.portsOf(key);
-          const rabbits = this.rabbitsOf(ns, name, rt);
-          const hostnames = rt.job.mpi ? mpiHostnames(name, rabbits.length) : rabbits;
           this.write(ns, name, (o) => {
-            const env = { ...(o.status?.env ?? {}), ...containerEnv({ workflowName: name, namespace: ns, containerName: container, ports, hostnames }) };
+            const env = { ...(o.status?.env ?? {}), ...profileContainerEnv({ profile: container, workflowName: name, namespace: ns, ports, rabbits: this.rabbitsOf(ns, name, rt) }) };
             o.status = { ...(o.status ?? {}), env };
           });
-          if (rt.job.listen && ports.length > 0) this.d.containers.open(key, ports, rt.job.listenDelayMs);
+          const why = this.d.profiles.startBlocker(pinned!.profile);
+          rt.blocked = why === undefined ? undefined : { since: Date.now(), why };
+          if (why) this.d.logger.warn({ workflow: key, why }, 'simulated kubelet: user container cannot start');
+          else if (rt.job.listen && ports.length > 0) this.d.containers.open(key, ports, rt.job.listenDelayMs);
           return 'idle';
         }
+        if (container && rt.blocked) {
+          const stillBlocked = this.waitForContainers(ns, name, rt, pinned!);
+          if (stillBlocked) return stillBlocked;
+        }
         const env = storageEnv(wf.metadata.uid ?? '', directives);
-        if (container && rt.job.mpi) env.NNF_CONTAINER_LAUNCHER = this.rabbitsOf(ns, name, rt)[0] ?? this.d.defaults.rabbitName;
+        if (container && podSpecsOf(container).mpi) env.NNF_CONTAINER_LAUNCHER = this.rabbitsOf(ns, name, rt)[0] ?? this.d.defaults.rabbitName;
         return this.finish(ns, name, rt, env);
       }
       case 'Teardown':
         this.d.containers.close(key);
-        this.d.ports.release(key);
+        this.release(key);
         return this.finish(ns, name, rt);
       default:
         return this.finish(ns, name, rt);
     }
   }
 
+  /**
+   * PreRun with a container that cannot start: nnf-sos waits (the driver says which job is
+   * pending) and fails the workflow after preRunTimeoutSeconds (0: waits for ever). A pull
+   * secret created meanwhile lets the pods start, as the kubelet retries pulls.
+   */
+  private waitForContainers(ns: string, name: string, rt: Runtime, pinned: { profile: import('../domain/container-profile.js').ContainerProfile; index: number }): StepResult | undefined {
+    const key = `${ns}/${name}`;
+    const why = this.d.profiles.startBlocker(pinned.profile);
+    if (why === undefined) {
+      rt.blocked = undefined;
+      const ports = this.d.ports.portsOf(key);
+      if (rt.job.listen && ports.length > 0) this.d.containers.open(key, ports, rt.job.listenDelayMs);
+      return undefined;
+    }
+    const timeoutS = pinned.profile.data.preRunTimeoutSeconds ?? DEFAULT_PRERUN_TIMEOUT_SECONDS;
+    const elapsed = Date.now() - rt.blocked!.since;
+    if (timeoutS > 0 && elapsed >= timeoutS * 1000) return this.fail(ns, name, 'PreRun', preRunTimeoutMessage(pinned.index, pinned.profile.data));
+    const pending = podSpecsOf(pinned.profile.data).mpi
+      ? `pending MPIJob start for workflow '${name}', index: ${pinned.index}`
+      : `pending container start for job '${name}-${this.rabbitsOf(ns, name, rt)[0] ?? this.d.defaults.rabbitName}'`;
+    const message = `DW Directive ${pinned.index}: ${pending}`;
+    if ((this.d.store.peek(this.d.workflows, ns, name) as Workflow | undefined)?.status?.message !== message) {
+      this.write(ns, name, (o) => {
+        o.status = { ...(o.status ?? {}), message };
+      });
+    }
+    // Look again soon (a secret may appear), and exactly when the timeout ends.
+    if (rt.wake) clearTimeout(rt.wake);
+    const next = timeoutS > 0 ? Math.min(500, Math.max(1, timeoutS * 1000 - elapsed)) : 500;
+    rt.wake = setTimeout(() => {
+      rt.wake = undefined;
+      this.schedule(key);
+    }, next);
+    return 'idle';
+  }
+
   /** Flux: once a state is done, fill Computes (after Proposal) and ask for the next state. */
   private flux(ns: string, name: string, rt: Runtime, s: WorkflowState): StepResult {
     if (!rt.job.flux) return 'idle';
+    if (s === 'PreRun') this.d.fluxJobs.released(name);
     if (s === 'Teardown') {
       if (rt.job.deleteAfterTeardown) {
         this.write(ns, name, (o) => {

@@ -16,6 +16,10 @@ import { DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resour
 import { Controllers, FLUX_FINALIZER, type JobOptions } from './controllers.js';
 import { containerOf, f58plain, parseDirectives } from './env.js';
 import { FaultState, type Faults } from './faults.js';
+import { FluxJobs, type FluxJobRecord } from './flux-jobs.js';
+import { ProfileHooks } from './profile-hooks.js';
+import { examplePullSecret, exampleProfiles, implicitProfile } from './profiles.js';
+import { NNF_GROUP, PROFILE_NAMESPACE, type ContainerProfile } from '../domain/container-profile.js';
 import { writeKubeconfigFile } from './kubeconfig.js';
 import { applyMergePatch } from './patch.js';
 import { parsePortsOption, PortAllocator, UserContainers } from './ports.js';
@@ -31,6 +35,9 @@ export { SimApiError } from './status.js';
 export { SimTlsError } from './tls.js';
 export { FLUX_FINALIZER, LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, LABEL_WORKFLOW_UID } from './controllers.js';
 export { f58plain } from './env.js';
+export type { FluxJobRecord, FluxJobException } from './flux-jobs.js';
+export { FLUX_DWS_ERROR_PREFIX } from './flux-jobs.js';
+export { exampleProfiles, loadProfilesDir, EXAMPLE_PULL_SECRET, IMPLICIT_PROFILE_LABEL } from './profiles.js';
 
 export interface SimulatorOptions {
   /** Default '127.0.0.1'. */
@@ -67,6 +74,12 @@ export interface SimulatorOptions {
   watchTimeoutSeconds?: number;
   /** DWS versions served, newest first. Default v1alpha7, v1alpha6. */
   dwsVersions?: string[];
+  /** Seed the example NnfContainerProfiles (and their pull secret) in nnf-system. Default true. */
+  exampleProfiles?: boolean;
+  /** A site's own NnfContainerProfiles (`nnf-env sim --profiles DIR`); a name already seeded is replaced. */
+  profiles?: ContainerProfile[];
+  /** Images the simulated registry refuses to pull: exact references, or prefixes ending in '*'. */
+  refusedImages?: string[];
   logger?: Logger;
 }
 
@@ -119,6 +132,8 @@ export interface Simulator {
   submitJob(job: SubmitJobOptions): Workflow;
   /** Set desiredState like Flux: Teardown at once, a later state one state at a time. */
   advance(name: string, state: WorkflowState): void;
+  /** The simulated Flux's record of a job from submitJob: phase and exceptions (flux-coral2's outcome). */
+  fluxJob(jobId: bigint): FluxJobRecord | undefined;
   /** Open watch connections (for tests). */
   watchCount(): number;
   close(): Promise<void>;
@@ -164,7 +179,20 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const core = (plural: string): ServedResource => registry.forType({ group: '', version: 'v1', plural, kind: '', namespaced: false });
   const wfRes = dws('workflows');
 
+  const profilesRes = registry.forType({ group: NNF_GROUP, version: '', plural: 'nnfcontainerprofiles', kind: '', namespaced: true });
   seed(store, { dws, core, computeName, rabbitName, rabbitAddress, ports: portsOpt.mode === 'os' ? [ephemeralRange()] : portsOpt.spec });
+  if (opts.exampleProfiles !== false) {
+    store.create(core('secrets'), examplePullSecret());
+    for (const p of exampleProfiles()) store.create(profilesRes, p);
+  }
+  for (const p of opts.profiles ?? []) {
+    const obj = structuredClone(p) as KubeObject;
+    obj.metadata = { ...obj.metadata, namespace: obj.metadata.namespace ?? PROFILE_NAMESPACE };
+    delete obj.metadata.resourceVersion;
+    if (store.peek(profilesRes, obj.metadata.namespace, obj.metadata.name)) store.delete(profilesRes, obj.metadata.namespace, obj.metadata.name);
+    store.create(profilesRes, obj);
+  }
+  const fluxJobs = new FluxJobs();
 
   const certs = opts.tls ? await generateCertificates([host]) : undefined;
   const sleeps = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
@@ -214,6 +242,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           portsMode: portsOpt.mode,
           containers,
           defaults: { listen: userContainers, computeName, rabbitName },
+          profiles: new ProfileHooks({ store, profiles: profilesRes, secrets: core('secrets'), refusedImages: opts.refusedImages ?? [], logger }),
+          fluxJobs,
           logger,
         });
   logger.info({ url, tls: !!certs, controllers: !!controllers }, 'simulator listening');
@@ -268,9 +298,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     currentResourceVersion: () => String(store.currentRV()),
     submitJob(job) {
       const name = `fluxjob-${job.jobId.toString()}`;
-      let directives = job.directives ?? ['#DW jobdw type=xfs capacity=10GB name=scratch', `#DW container name=${job.containerName ?? 'sim-app'} profile=${job.mpi ? 'mpi-' : ''}${job.containerName ?? 'sim-app'}`];
+      const implicitName = implicitProfile(job.containerName ?? 'sim-app', job.mpi ?? false, job.numPorts ?? 2).metadata.name;
+      let directives = job.directives ?? ['#DW jobdw type=xfs capacity=10GB name=scratch', `#DW container name=${job.containerName ?? 'sim-app'} profile=${implicitName}`];
       if (job.containerName && !containerOf(parseDirectives(directives))) {
-        directives = [...directives, `#DW container name=${job.containerName} profile=${job.mpi ? 'mpi-' : ''}${job.containerName}`];
+        directives = [...directives, `#DW container name=${job.containerName} profile=${implicitName}`];
       }
       for (const s of [job.failAt, job.stopAt]) {
         if (s !== undefined && !WORKFLOW_STATES.includes(s)) throw new RangeError(`not a workflow state: ${String(s)}`);
@@ -288,7 +319,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         deleteAfterTeardown: job.deleteAfterTeardown ?? false,
       };
       if (store.peek(wfRes, 'default', name)) throw errors.alreadyExists(wfRes.group, wfRes.plural, name);
+      // The container options stand for a profile of their own, unless the caller wrote the directives.
+      if (job.directives === undefined || (job.containerName && directives.length > job.directives.length)) {
+        const p = implicitProfile(job.containerName ?? 'sim-app', job.mpi ?? false, job.numPorts ?? 2);
+        if (!store.peek(profilesRes, PROFILE_NAMESPACE, p.metadata.name)) store.create(profilesRes, p);
+      }
       controllers?.registerJob('default', name, jobOpts);
+      fluxJobs.submitted(name);
       const wf: Workflow = {
         kind: 'Workflow',
         metadata: { name, namespace: 'default', ...(job.finalizer ? { finalizers: [FLUX_FINALIZER] } : {}) },
@@ -315,6 +352,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         store.update(wfRes, { ...structuredClone(cur), spec: { ...(cur.spec as object), desiredState: state } });
       }
     },
+    fluxJob: (jobId) => fluxJobs.get(`fluxjob-${jobId.toString()}`),
     watchCount: () => hub.count,
     close() {
       closed ??= (async () => {
@@ -349,7 +387,7 @@ interface SeedInput {
 
 /** What a fresh Rabbit system holds: namespaces, the rabbit's Node and Storage, SystemConfiguration default/default. */
 function seed(store: ObjectStore, s: SeedInput): void {
-  for (const ns of ['default', 'kube-system']) store.create(s.core('namespaces'), { metadata: { name: ns }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+  for (const ns of ['default', 'kube-system', PROFILE_NAMESPACE]) store.create(s.core('namespaces'), { metadata: { name: ns }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
   store.create(s.core('nodes'), {
     metadata: { name: s.rabbitName, labels: { 'kubernetes.io/hostname': s.rabbitName, 'cray.nnf.node': 'true' } },
     spec: {},

@@ -137,7 +137,8 @@ export function applyJsonPatch(target: unknown, ops: JsonPatchOp[]): unknown {
       }
       case 'copy': doc = addAt(doc, op.path, getAt(doc, op.from!)); break;
       case 'test':
-        if (!deepEqual(getAt(doc, op.path), op.value)) throw invalid(`testing value ${op.path} failed: test failed`);
+        // kube-apiserver says no more than this for a failed test op (details: {}).
+        if (!deepEqual(getAt(doc, op.path), op.value)) throw new SimApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {});
         break;
     }
   }

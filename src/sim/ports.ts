@@ -55,6 +55,18 @@ function tryBind(host: string, port: number): Promise<number | undefined> {
 
 export class PortAllocator {
   private readonly owners = new Map<number, string>();
+  /** Released ports and when their cooldown ends (NnfPortManager's Cooldown allocations). */
+  private readonly cooling = new Map<number, number>();
+
+  private isCooling(p: number): boolean {
+    const until = this.cooling.get(p);
+    if (until === undefined) return false;
+    if (Date.now() >= until) {
+      this.cooling.delete(p);
+      return false;
+    }
+    return true;
+  }
 
   constructor(private readonly host: string) {}
 
@@ -82,7 +94,7 @@ export class PortAllocator {
     }
     for (const p of candidates) {
       if (got.length >= count) break;
-      if (this.owners.has(p)) continue;
+      if (this.owners.has(p) || this.isCooling(p)) continue;
       this.owners.set(p, owner); // reserve before the (async) bind check
       if ((await tryBind(this.host, p)) === undefined) this.owners.delete(p);
       else got.push(p);
@@ -90,9 +102,13 @@ export class PortAllocator {
     return got;
   }
 
-  release(owner: string): number[] {
+  /** Frees the owner's ports; with `cooldownMs` they are not handed out again before it passed. */
+  release(owner: string, cooldownMs = 0): number[] {
     const freed = this.portsOf(owner);
-    for (const p of freed) this.owners.delete(p);
+    for (const p of freed) {
+      this.owners.delete(p);
+      if (cooldownMs > 0) this.cooling.set(p, Date.now() + cooldownMs);
+    }
     return freed;
   }
 }

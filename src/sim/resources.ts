@@ -1,10 +1,13 @@
 /**
- * What the simulated API server serves: the DWS custom resources (at every configured version)
- * and the few core v1 resources nnf-env reads. Also the discovery documents kubectl and
- * client-go ask for, and the printer columns of each resource (taken from the upstream DWS
- * CRDs' additionalPrinterColumns, v1alpha7, and from kube-apiserver's built-in printers).
+ * What the simulated API server serves: the custom resources of the project's CRD files
+ * (etc/kubernetes/crds: DWS at every configured version, NnfContainerProfile), and the few core
+ * v1 resources nnf-env reads. Also the discovery documents kubectl and client-go ask for, and
+ * the printer columns of each resource (the CRDs' additionalPrinterColumns, and kube-apiserver's
+ * built-in printers for the core types).
  */
+import { CONTAINER_PROFILE_VERSIONS, NNF_GROUP } from '../domain/container-profile.js';
 import { DWS_GROUP, DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resource.js';
+import { loadCrds, type CrdDefinition, type JsonSchema } from './crds.js';
 
 export type ColumnType = 'string' | 'boolean' | 'integer' | 'number' | 'date';
 
@@ -32,6 +35,10 @@ export interface ServedResource {
   /** Custom resources: no strategic merge patch, no unconditional update (as for CRDs). */
   readonly custom: boolean;
   readonly columns: readonly PrinterColumn[];
+  /** A status subresource: status is written through .../status only (CRD subresources.status). */
+  readonly statusSubresource: boolean;
+  /** The CRD's openAPIV3Schema per served version (custom resources only). */
+  readonly schemas?: ReadonlyMap<string, JsonSchema>;
 }
 
 /** Value at a dotted path (`status.state`), undefined when any step is missing. */
@@ -49,26 +56,6 @@ const col = (name: string, type: ColumnType, path: string, description: string, 
 });
 const age = (name: 'AGE' | 'Age'): PrinterColumn => col(name, 'date', 'metadata.creationTimestamp', '');
 
-// Upstream DWS v1alpha7 CRDs (config/crd/bases/dataworkflowservices.github.io_*.yaml).
-const WORKFLOW_COLUMNS: PrinterColumn[] = [
-  col('STATE', 'string', 'status.state', 'Current state'),
-  col('READY', 'boolean', 'status.ready', 'True if current state is achieved'),
-  col('STATUS', 'string', 'status.status', 'Indicates achievement of current state'),
-  col('JOBID', 'string', 'spec.jobID', 'Job ID'),
-  age('AGE'),
-  col('DESIREDSTATE', 'string', 'spec.desiredState', 'Desired state', 1),
-  col('DESIREDSTATECHANGE', 'date', 'status.desiredStateChange', 'Time of most recent desiredState change', 1),
-  col('ELAPSEDTIMELASTSTATE', 'string', 'status.elapsedTimeLastState', 'Duration of last state change', 1),
-  col('UID', 'string', 'spec.userID', 'UID', 1),
-  col('GID', 'string', 'spec.groupID', 'GID', 1),
-];
-const STORAGE_COLUMNS: PrinterColumn[] = [
-  col('State', 'string', 'spec.state', 'State of the storage resource'),
-  col('Status', 'string', 'status.status', 'Status of the storage resource'),
-  col('Mode', 'string', 'spec.mode', 'State of live updates'),
-  age('Age'),
-];
-const SYSTEMCONFIGURATION_COLUMNS: PrinterColumn[] = [col('READY', 'boolean', 'status.ready', 'True if SystemConfiguration is reconciled'), age('AGE')];
 // A CRD without printer columns gets just an age column from kube-apiserver.
 const DEFAULT_CRD_COLUMNS: PrinterColumn[] = [age('Age')];
 
@@ -95,21 +82,54 @@ const SECRET_COLUMNS: PrinterColumn[] = [
 ];
 const NAMESPACE_COLUMNS: PrinterColumn[] = [col('Status', 'string', 'status.phase', 'The status of the namespace'), age('Age')];
 
-function dws(plural: string, singular: string, kind: string, columns: PrinterColumn[], versions: readonly string[], shortNames: string[] = []): ServedResource {
-  return { group: DWS_GROUP, plural, singular, kind, listKind: `${kind}List`, namespaced: true, shortNames, versions, custom: true, columns };
-}
-function core(plural: string, singular: string, kind: string, namespaced: boolean, columns: PrinterColumn[], shortNames: string[] = []): ServedResource {
-  return { group: '', plural, singular, kind, listKind: `${kind}List`, namespaced, shortNames, versions: ['v1'], custom: false, columns };
+/** kube's version order: GA before beta before alpha, higher numbers first (v1alpha7 > v1alpha6). */
+export function compareKubeVersions(a: string, b: string): number {
+  const parse = (v: string): [number, number, number] | undefined => {
+    const m = /^v(\d+)(?:(alpha|beta)(\d+))?$/.exec(v);
+    return m ? [Number(m[1]), m[2] === 'alpha' ? 0 : m[2] === 'beta' ? 1 : 2, Number(m[3] ?? 0)] : undefined;
+  };
+  const pa = parse(a);
+  const pb = parse(b);
+  if (!pa || !pb) return pa ? -1 : pb ? 1 : a.localeCompare(b);
+  return pb[1] - pa[1] || pb[0] - pa[0] || pb[2] - pa[2];
 }
 
-/** The resources one simulator serves. `dwsVersions` lets tests serve e.g. only v1alpha6. */
-export function servedResources(dwsVersions: readonly string[] = DWS_VERSIONS): ServedResource[] {
+function fromCrd(crd: CrdDefinition, only?: readonly string[]): ServedResource {
+  const served = crd.versions.filter((v) => v.served && (only === undefined || only.includes(v.name)));
+  const versions = served.map((v) => v.name).sort(compareKubeVersions);
+  // Columns of the preferred version (ours are the same at every version).
+  const preferred = served.find((v) => v.name === versions[0]);
+  const columns = preferred?.columns.length
+    ? preferred.columns.map((c) => col(c.name, c.type, c.jsonPath.slice(1), c.description ?? '', c.priority ?? 0, c.format))
+    : DEFAULT_CRD_COLUMNS;
+  return {
+    group: crd.group,
+    plural: crd.plural,
+    singular: crd.singular,
+    kind: crd.kind,
+    listKind: crd.listKind,
+    namespaced: crd.namespaced,
+    shortNames: crd.shortNames,
+    versions,
+    custom: true,
+    columns,
+    statusSubresource: preferred?.statusSubresource ?? false,
+    schemas: new Map(served.map((v) => [v.name, v.schema])),
+  };
+}
+function core(plural: string, singular: string, kind: string, namespaced: boolean, columns: PrinterColumn[], shortNames: string[] = []): ServedResource {
+  // The simulator keeps status in the object for core types (nothing but tests writes them).
+  return { group: '', plural, singular, kind, listKind: `${kind}List`, namespaced, shortNames, versions: ['v1'], custom: false, columns, statusSubresource: false };
+}
+
+/**
+ * The resources one simulator serves: every CRD of `crdDir` (default: the package's
+ * etc/kubernetes/crds) and the core types. `dwsVersions` lets tests serve e.g. only v1alpha6.
+ */
+export function servedResources(dwsVersions: readonly string[] = DWS_VERSIONS, crdDir?: string): ServedResource[] {
+  const custom = loadCrds(crdDir).map((crd) => fromCrd(crd, crd.group === DWS_GROUP ? dwsVersions : undefined)).filter((r) => r.versions.length > 0);
   return [
-    // Upstream has no short name for workflows; `wf` is a convenience of the simulator.
-    dws('workflows', 'workflow', 'Workflow', WORKFLOW_COLUMNS, dwsVersions, ['wf']),
-    dws('computes', 'computes', 'Computes', DEFAULT_CRD_COLUMNS, dwsVersions),
-    dws('systemconfigurations', 'systemconfiguration', 'SystemConfiguration', SYSTEMCONFIGURATION_COLUMNS, dwsVersions),
-    dws('storages', 'storage', 'Storage', STORAGE_COLUMNS, dwsVersions),
+    ...custom,
     core('namespaces', 'namespace', 'Namespace', false, NAMESPACE_COLUMNS, ['ns']),
     core('nodes', 'node', 'Node', false, NODE_COLUMNS, ['no']),
     core('secrets', 'secret', 'Secret', true, SECRET_COLUMNS),
@@ -187,14 +207,17 @@ export function apiResourceListDoc(reg: ResourceRegistry, group: string, version
     kind: 'APIResourceList',
     apiVersion: 'v1',
     groupVersion: apiVersionString(group, version),
-    resources: rs.map((r) => ({
-      name: r.plural,
-      singularName: r.singular,
-      namespaced: r.namespaced,
-      kind: r.kind,
-      verbs: VERBS,
-      ...(r.shortNames.length ? { shortNames: r.shortNames } : {}),
-    })),
+    resources: rs.flatMap((r) => [
+      {
+        name: r.plural,
+        singularName: r.singular,
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs: VERBS,
+        ...(r.shortNames.length ? { shortNames: r.shortNames } : {}),
+      },
+      ...(r.statusSubresource ? [{ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['get', 'patch', 'update'] }] : []),
+    ]),
   };
 }
 

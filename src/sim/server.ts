@@ -20,6 +20,8 @@ import {
   type ResourceRegistry,
   type ServedResource,
 } from './resources.js';
+import { openApiV2Doc, openApiV3Doc, openApiV3Root } from './openapi.js';
+import { applyDefaults, prune, validate } from './schema.js';
 import { parseSelectors, type Selector } from './selectors.js';
 import { SimApiError, errors, statusBody, type StatusReason } from './status.js';
 import type { ObjectStore } from './store.js';
@@ -97,8 +99,22 @@ async function readObjectBody(req: IncomingMessage): Promise<unknown> {
   throw new SimApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml`);
 }
 
-function isTrue(v: string | null): boolean {
-  return v === 'true' || v === '1';
+/**
+ * A boolean query parameter as kube-apiserver reads it (apimachinery's string-to-bool
+ * conversion): absent, "0" and "false" (any case) are false; anything else, even "", is true.
+ */
+export function isTrue(v: string | null): boolean {
+  return v !== null && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+/**
+ * An integer query parameter as kube-apiserver reads it (Go's strconv.ParseInt, base 10):
+ * undefined when absent; a 400 naming the value when it is not an integer (also for "").
+ */
+export function queryInt(v: string | null): number | undefined {
+  if (v === null) return undefined;
+  if (!/^[+-]?[0-9]+$/.test(v)) throw errors.badRequest(`strconv.ParseInt: parsing ${JSON.stringify(v)}: invalid syntax`);
+  return Number(v);
 }
 
 interface ContinueToken {
@@ -136,6 +152,8 @@ interface Target {
   version: string;
   namespace: string | undefined;
   name: string | undefined;
+  /** .../<name>/status of a resource with a status subresource. */
+  status: boolean;
 }
 
 function resolveTarget(ctx: ServerContext, group: string, version: string, segs: string[]): Target {
@@ -145,13 +163,18 @@ function resolveTarget(ctx: ServerContext, group: string, version: string, segs:
     namespace = segs[1];
     rest = segs.slice(2);
   }
-  const [plural, name, sub] = rest;
-  if (!plural || sub !== undefined) throw notFoundPath(); // no subresources (the Workflow CRD has no status subresource)
+  const [plural, name, sub, ...more] = rest;
+  if (!plural || more.length > 0) throw notFoundPath();
   const res = ctx.registry.find(group, version, plural);
   if (!res) throw notFoundPath();
+  // The only subresource: status, where the CRD declares it (the Workflow CRD does not).
+  if (sub !== undefined && !(sub === 'status' && res.statusSubresource)) {
+    // kube-apiserver's custom resource handler answers an unknown subresource as a missing object.
+    if (res.custom && name) throw errors.notFound(res.group, res.plural, name);
+    throw notFoundPath();
+  }
   if (namespace !== undefined && !res.namespaced) throw notFoundPath();
-  if (!res.namespaced && namespace !== undefined) throw notFoundPath();
-  return { res, version, namespace: res.namespaced ? namespace : undefined, name };
+  return { res, version, namespace: res.namespaced ? namespace : undefined, name, status: sub === 'status' };
 }
 
 export function createHandler(ctx: ServerContext): (req: IncomingMessage, res: ServerResponse) => void {
@@ -216,6 +239,13 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     }
     // Aggregated discovery (Accept ...as=APIGroupDiscoveryList) is answered in the legacy
     // format with Content-Type application/json; client-go then falls back to it.
+    if (path === '/openapi/v2') return send(res, 200, openApiV2Doc(ctx.registry));
+    if (path === '/openapi/v3') return send(res, 200, openApiV3Root(ctx.registry));
+    if (segs[0] === 'openapi' && segs[1] === 'v3') {
+      const [, , root, a, b] = segs;
+      const doc = root === 'api' && a && segs.length === 4 ? openApiV3Doc(ctx.registry, '', a) : root === 'apis' && a && b && segs.length === 5 ? openApiV3Doc(ctx.registry, a, b) : undefined;
+      return doc ? send(res, 200, doc) : sendStatus(res, notFoundPath());
+    }
     if (path === '/api') return send(res, 200, apiVersionsDoc(ctx.serverAddress()));
     if (path === '/apis') return send(res, 200, apiGroupListDoc(ctx.registry));
     if (segs[0] === 'api' && segs.length === 2) {
@@ -243,6 +273,10 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 
   const { res: r, name } = target;
   const dryRun = q.getAll('dryRun').includes('All');
+  if (target.status && method !== 'GET' && method !== 'PUT' && method !== 'PATCH') {
+    req.resume();
+    return sendStatus(res, new SimApiError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
+  }
   if (name === undefined) {
     switch (method) {
       case 'GET':
@@ -290,9 +324,8 @@ function listResponse(ctx: ServerContext, t: Target, q: URLSearchParams, table: 
   const { res: r } = t;
   const selector = selectorOf(q);
   const cont = q.get('continue');
-  const limitRaw = q.get('limit');
-  const limit = limitRaw === null || limitRaw === '' ? 0 : Number(limitRaw);
-  if (!Number.isInteger(limit) || limit < 0) throw errors.badRequest(`limit: Invalid value: "${limitRaw}": must be a non-negative integer`);
+  // kube treats a limit <= 0 as no limit.
+  const limit = Math.max(0, queryInt(q.get('limit')) ?? 0);
 
   let rv = ctx.store.currentRV();
   let start: string | undefined;
@@ -317,7 +350,9 @@ function listResponse(ctx: ServerContext, t: Target, q: URLSearchParams, table: 
     objs = ctx.store.list(r, t.namespace);
   }
   let items = objs.filter((o) => (start === undefined || keyOf(o) > start) && selector(o));
-  const meta: { resourceVersion: string; continue?: string; remainingItemCount?: number } = { resourceVersion: String(rv) };
+  // Custom resource lists always carry continue ("" on the last page), as kube-apiserver's
+  // unstructured lists do; core lists omit it then.
+  const meta: { resourceVersion: string; continue?: string; remainingItemCount?: number } = r.custom ? { continue: '', resourceVersion: String(rv) } : { resourceVersion: String(rv) };
   if (limit > 0 && items.length > limit) {
     const remaining = items.length - limit;
     items = items.slice(0, limit);
@@ -331,13 +366,9 @@ function listResponse(ctx: ServerContext, t: Target, q: URLSearchParams, table: 
 
 function startWatch(ctx: ServerContext, t: Target, q: URLSearchParams, table: TableRequest | undefined, res: ServerResponse): void {
   const selector = selectorOf(q);
-  const timeoutRaw = q.get('timeoutSeconds');
   let timeoutMs = ctx.defaultWatchTimeoutMs();
-  if (timeoutRaw !== null && timeoutRaw !== '') {
-    const s = Number(timeoutRaw);
-    if (!Number.isFinite(s) || s < 0) throw errors.badRequest(`timeoutSeconds: Invalid value: "${timeoutRaw}"`);
-    if (s > 0) timeoutMs = s * 1000;
-  }
+  const timeoutSeconds = queryInt(q.get('timeoutSeconds'));
+  if (timeoutSeconds !== undefined && timeoutSeconds > 0) timeoutMs = timeoutSeconds * 1000;
   const initial = isTrue(q.get('sendInitialEvents'));
   const fromRV = initial ? undefined : parseRV(q.get('resourceVersion'));
   ctx.hub.start(
@@ -360,7 +391,7 @@ async function createFromBody(ctx: ServerContext, t: Target, req: IncomingMessag
   }
   // kube-apiserver refuses this too (exported manifests hit it).
   if (md.resourceVersion) throw errors.internal('resourceVersion should not be set on objects to be created');
-  return ctx.store.create(t.res, body, { dryRun });
+  return ctx.store.create(t.res, admit(t, body, undefined), { dryRun });
 }
 
 function checkApiVersion(t: Target, body: KubeObject): void {
@@ -385,11 +416,41 @@ async function updateFromBody(ctx: ServerContext, t: Target, name: string, req: 
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw errors.badRequest('the request body must be an object');
   checkApiVersion(t, body);
   checkNameAndNamespace(t, name, body);
+  const cur = ctx.store.peek(t.res, t.namespace, name);
+  if (!cur) throw errors.notFound(t.res.group, t.res.plural, name);
   // CRDs do not allow unconditional updates; core types do.
-  return ctx.store.update(t.res, body, { dryRun, requireResourceVersion: t.res.custom });
+  return ctx.store.update(t.res, admit(t, body, cur), { dryRun, requireResourceVersion: t.res.custom });
 }
 
-const PATCH_TYPES = 'application/json-patch+json, application/merge-patch+json';
+/**
+ * What kube-apiserver does to a custom resource before storing it: status only through the
+ * status subresource (where there is one), then the CRD schema's pruning, defaulting and
+ * validation (422 with a cause per field).
+ */
+function admit(t: Target, obj: KubeObject, cur: KubeObject | undefined): KubeObject {
+  let out = obj;
+  if (t.res.statusSubresource) {
+    if (t.status && cur) {
+      out = { ...structuredClone(cur), metadata: { ...structuredClone(cur.metadata), resourceVersion: obj.metadata?.resourceVersion } };
+      if (obj.status === undefined) delete out.status;
+      else out.status = obj.status;
+    } else {
+      out = { ...obj };
+      if (cur?.status !== undefined) out.status = structuredClone(cur.status);
+      else delete out.status;
+    }
+  }
+  const schema = t.res.schemas?.get(t.version);
+  if (schema) {
+    prune(schema, out);
+    applyDefaults(schema, out);
+    const causes = validate(schema, out);
+    if (causes.length) throw errors.invalidCauses(t.res.kind, t.res.group, out.metadata?.name ?? '', causes);
+  }
+  return out;
+}
+
+const PATCH_TYPES = 'application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml';
 
 async function patchFromBody(ctx: ServerContext, t: Target, name: string, req: IncomingMessage, dryRun: boolean): Promise<KubeObject> {
   const type = mediaType(req);
@@ -414,7 +475,7 @@ async function patchFromBody(ctx: ServerContext, t: Target, name: string, req: I
   if (!patched || typeof patched !== 'object' || Array.isArray(patched)) throw errors.badRequest('the patch must leave an object');
   checkNameAndNamespace(t, name, patched);
   // A resourceVersion in the patch is a precondition (store.update answers 409 when stale).
-  return ctx.store.update(t.res, patched, { dryRun });
+  return ctx.store.update(t.res, admit(t, patched, cur), { dryRun });
 }
 
 function deleteCollection(ctx: ServerContext, t: Target, q: URLSearchParams, dryRun: boolean): object {

@@ -91,6 +91,13 @@ export const errors = {
     const gk = group === '' ? kind : `${kind}.${group}`;
     return new SimApiError(422, 'Invalid', `${gk} "${name}" is invalid: ${field}: ${why}`, { name, group, kind, causes: [{ reason: 'FieldValueInvalid', message: why, field }] });
   },
+  /** 422 with one cause per field, worded as kube-apiserver words them. */
+  invalidCauses(kind: string, group: string, name: string, causes: Array<{ reason: string; field: string; message: string }>): SimApiError {
+    const gk = group === '' ? kind : `${kind}.${group}`;
+    const each = causes.map((c) => `${c.field}: ${c.message}`);
+    const list = each.length === 1 ? each[0]! : `[${each.join(', ')}]`;
+    return new SimApiError(422, 'Invalid', `${gk} "${name}" is invalid: ${list}`, { name, group, kind, causes: causes.map((c) => ({ reason: c.reason, message: c.message, field: c.field })) });
+  },
   badRequest(message: string): SimApiError {
     return new SimApiError(400, 'BadRequest', message);
   },

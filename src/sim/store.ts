@@ -40,8 +40,10 @@ function objKey(ns: string | undefined, name: string): string {
   return ns ? `${ns}/${name}` : name;
 }
 
-function withoutMetadata(o: KubeObject): Record<string, unknown> {
+/** What generation counts: everything but metadata, and but status where it is a subresource. */
+function generationFields(o: KubeObject, statusSubresource: boolean): Record<string, unknown> {
   const { metadata: _m, apiVersion: _a, kind: _k, ...rest } = o;
+  if (statusSubresource) delete rest.status;
   return rest;
 }
 
@@ -200,7 +202,7 @@ export class ObjectStore {
   private validateName(res: ServedResource, name: unknown): string {
     if (typeof name !== 'string' || name === '') throw errors.invalid(res.kind, res.group, '', 'metadata.name', 'Required value: name or generateName is required');
     if (name.length > 253 || !NAME_RE.test(name)) {
-      throw errors.invalid(res.kind, res.group, name, 'metadata.name', `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`);
+      throw errors.invalid(res.kind, res.group, name, 'metadata.name', `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`);
     }
     return name;
   }
@@ -252,7 +254,7 @@ export class ObjectStore {
     else delete md.deletionTimestamp;
     if (res.custom) {
       // Workflows have no status subresource: any change outside metadata is a new generation.
-      const changed = !deepEqual(withoutMetadata(obj), withoutMetadata(cur));
+      const changed = !deepEqual(generationFields(obj, res.statusSubresource), generationFields(cur, res.statusSubresource));
       md.generation = (cur.metadata.generation ?? 1) + (changed ? 1 : 0);
     }
     if (opts.dryRun) return { ...obj, metadata: { ...md, resourceVersion: cur.metadata.resourceVersion } };

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { lookup } from 'node:dns/promises';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
@@ -129,6 +129,44 @@ t.test('hosts: the managed block and whether it resolves', async (t) => {
   t.equal(off.stdout, 'no hosts entry is managed (HOSTS_FILE is empty)\n');
 });
 
+/**
+ * A stand-in `flux` on PATH that answers as flux-core 0.88 prints: one answer file per command
+ * line (missing: exit 1 with flux-config's "is not set" message). Answers written from
+ * flux-jobtap(1) (`list`: one plugin per line, builtins hidden), flux-config(1) (`get` prints
+ * JSON for tables and arrays, true/false with --type=boolean) and flux-getattr(1).
+ */
+const fluxBin = (): string => join(sb.root, 'flux-bin');
+const fluxAnswers = (): string => join(sb.root, 'flux-answers');
+async function standInFlux(answers: Record<string, string>): Promise<void> {
+  await mkdir(fluxBin(), { recursive: true });
+  await writeFile(join(fluxBin(), 'flux'), [
+    '#!/bin/sh',
+    `f="${fluxAnswers()}/$(printf '%s' "$*" | tr -c 'A-Za-z0-9.-' '_')"`,
+    '[ -f "$f" ] && exec cat "$f"',
+    'echo "flux-config: $* is not set" >&2',
+    'exit 1',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  await rm(fluxAnswers(), { recursive: true, force: true });
+  await mkdir(fluxAnswers(), { recursive: true });
+  for (const [args, out] of Object.entries(answers)) await writeFile(join(fluxAnswers(), args.replace(/[^A-Za-z0-9.-]/g, '_')), out + '\n');
+}
+
+/** A live instance as a Rabbit site has it: flux-coral2's plugin and perilog.so, per-rank. */
+function healthyFlux(over: Record<string, string | null> = {}): Record<string, string> {
+  const answers: Record<string, string | null> = {
+    'getattr conf.shell_initrc': join(sb.root, 'flux-shell', 'initrc.lua'),
+    'config builtin confdir': join(sb.root, 'flux-confdir'),
+    'getattr config.path': join(sb.root, 'flux-conf.d'),
+    'jobtap list': 'dws-jobtap.so\nperilog.so',
+    'config get job-manager.plugins': '[{"load":"dws-jobtap.so"},{"load":"perilog.so"}]',
+    'config get --type=boolean job-manager.prolog.per-rank': 'true',
+    'config get --type=boolean job-manager.epilog.per-rank': 'true',
+    ...over,
+  };
+  return Object.fromEntries(Object.entries(answers).filter((e): e is [string, string] => e[1] !== null));
+}
+
 /** Everything in place: a healthy node, so that each failure below is the one we caused. */
 async function healthyNode(t: Test, sim: Simulator): Promise<{ conf: Record<string, string>; fluxDir: string }> {
   const kubeconfig = join(sb.root, 'kubeconfig');
@@ -137,12 +175,17 @@ async function healthyNode(t: Test, sim: Simulator): Promise<{ conf: Record<stri
   const localhostAddr = (await lookup('localhost', { verbatim: true })).address;
   await writeFile(hostsFile, block(localhostAddr, 'localhost'));
   const fluxDir = join(sb.root, 'flux');
+  await mkdir(join(sb.root, 'flux-shell', 'lua.d'), { recursive: true });
+  await writeFile(join(sb.root, 'flux-shell', 'lua.d', 'nnf-env.lua'), '-- plugin\n');
+  await mkdir(join(sb.root, 'flux-conf.d'), { recursive: true });
+  await writeFile(join(sb.root, 'flux-conf.d', 'job-manager.toml'), '[job-manager]\nplugins = [\n  { load = "dws-jobtap.so" },\n  { load = "perilog.so" },\n]\n');
   for (const d of ['prolog.d', 'epilog.d']) {
     await mkdir(join(fluxDir, d), { recursive: true });
     await writeFile(join(fluxDir, d, 'nnf-env'), '#!/bin/sh\n');
     await chmod(join(fluxDir, d, 'nnf-env'), 0o755);
   }
   await chmod(sb.jobsDir, 0o711);
+  await standInFlux(healthyFlux());
   const d = await startStandIn(socketPath, (_req, res) => reply(res, 200, { ok: true }));
   t.teardown(() => d.close());
   return {
@@ -156,7 +199,7 @@ t.test('doctor against the simulator', async (t) => {
   t.teardown(() => sim.close());
   const { conf, fluxDir } = await healthyNode(t, sim);
   const doctor = async (name: string, over: Record<string, string>, extra: string[] = []) =>
-    runCli(['doctor', '--config', await writeConf(name, { ...conf, ...over }), '--flux-dir', fluxDir, ...extra], { env: baseEnv(sb, { NNF_ENV_CONFIG: undefined }) });
+    runCli(['doctor', '--config', await writeConf(name, { ...conf, ...over }), '--flux-dir', fluxDir, ...extra], { env: baseEnv(sb, { NNF_ENV_CONFIG: undefined, PATH: `${fluxBin()}:/usr/bin:/bin` }) });
 
   const ok = await doctor('d1.conf', {});
   t.equal(ok.code, 0, ok.stdout + ok.stderr);
@@ -173,6 +216,10 @@ t.test('doctor against the simulator', async (t) => {
     /^ok\s+socket\s+nnf-envd is serving on /m,
     /^ok\s+jobs dir\s+.* \(mode 711\)$/m,
     /^ok\s+flux\s+/m,
+    /^ok\s+flux shell\s+.*flux-shell\/lua\.d\/nnf-env\.lua is in place \(flux getattr conf\.shell_initrc: /m,
+    /^ok\s+flux jobtap\s+perilog\.so loaded, with dws-jobtap\.so$/m,
+    /^ok\s+flux prolog\s+\[job-manager\.prolog\] per-rank = true$/m,
+    /^ok\s+flux epilog\s+\[job-manager\.epilog\] per-rank = true$/m,
     /^skip\s+least privilege\s+the server does not serve SelfSubjectAccessReview/m,
     /^all checks passed \(1 warning\)$/m,
   ]) t.match(ok.stdout, line);
@@ -191,6 +238,31 @@ t.test('doctor against the simulator', async (t) => {
   const fluxBare = await doctor('d1g.conf', { ENV_SOURCE: 'flux', KUBE_CONNECTION: 'kubeconfig', KUBECONFIG: join(sb.root, 'no-such-kubeconfig'), RABBIT_NAME: 'rabbit-node-1', RABBIT_ADDRESS: '127.0.0.1' });
   t.equal(fluxBare.code, 0, fluxBare.stdout);
   t.match(fluxBare.stdout, /^ok\s+connection\s+ENV_SOURCE=flux: no Kubernetes credentials on this node, none needed$/m);
+
+  // Issue 11: what a real instance showed. A second conf.d file with its own plugins array
+  // (the array of the file read last wins), perilog.so not loaded, per-rank unset.
+  await writeFile(join(sb.root, 'flux-conf.d', 'nnf-env-perilog.toml'), '[job-manager]\nplugins = [ { load = "perilog.so" } ]\n');
+  await standInFlux(healthyFlux({
+    'jobtap list': 'dws-jobtap.so',
+    'config get job-manager.plugins': '[{"load":"perilog.so"}]',
+    'config get --type=boolean job-manager.prolog.per-rank': null,
+    'config get --type=boolean job-manager.epilog.per-rank': 'false',
+  }));
+  const clobbered = await doctor('d1b.conf', {});
+  t.equal(clobbered.code, 1);
+  t.match(clobbered.stdout, /^FAIL\s+flux jobtap\s+perilog\.so is not loaded \(flux jobtap list: dws-jobtap\.so\)/m);
+  t.match(clobbered.stdout, /^FAIL\s+flux jobtap\s+configured but not loaded: perilog\.so$/m);
+  t.match(clobbered.stdout, /^FAIL\s+flux config\s+2 files set \[job-manager\] plugins \(.*job-manager\.toml, .*nnf-env-perilog\.toml\): Flux replaces the array, only .*nnf-env-perilog\.toml counts$/m);
+  t.match(clobbered.stdout, /^FAIL\s+flux prolog\s+\[job-manager\.prolog\] per-rank is not set: perilog runs the prolog on broker rank 0 only/m);
+  t.match(clobbered.stdout, /^FAIL\s+flux epilog\s+\[job-manager\.epilog\] per-rank is false/m);
+  // After `flux config reload` the plugin stays loaded, but the config in use lost it.
+  await standInFlux(healthyFlux({ 'config get job-manager.plugins': '[{"load":"dws-jobtap.so"}]' }));
+  t.match((await doctor('d1c.conf', {})).stdout, /^FAIL\s+flux jobtap\s+perilog\.so is loaded but not in the config in use \(job-manager\.plugins: dws-jobtap\.so\): the next restart runs no prolog/m);
+  // No instance to ask: said, not guessed.
+  await rm(join(sb.root, 'flux-conf.d', 'nnf-env-perilog.toml'));
+  await standInFlux(healthyFlux({ 'jobtap list': null }));
+  t.match((await doctor('d1d.conf', {})).stdout, /^warn\s+flux jobtap\s+could not ask the instance \(flux jobtap list failed\)/m);
+  await standInFlux(healthyFlux());
 
   // This node is not in the SystemConfiguration, and no mapping file: fail, with the fix.
   const lost = await doctor('d2.conf', { NODE_NAME: 'compute-99' });

@@ -19,7 +19,7 @@ async function put(path: string, content: string, mode = 0o644): Promise<void> {
 }
 
 /** A small package with the layout of nnf-env: built src, etc/, systemd/, node_modules. */
-async function fakePackage(t: Test): Promise<{ packageRoot: string; builtSrc: string }> {
+async function fakePackage(t: Test): Promise<{ packageRoot: string; builtSrc: string; env: Record<string, string> }> {
   const root = await mkdtemp(join(tmpdir(), 'nnf-env-pkg-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   const pkg = join(root, 'pkg');
@@ -41,7 +41,9 @@ async function fakePackage(t: Test): Promise<{ packageRoot: string; builtSrc: st
   await put(join(src, 'bin/nnf-env.js'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
   await put(join(src, 'bin/nnf-env.js.map'), '{}');
   await put(join(src, 'bin/nnf-envd.js'), '#!/usr/bin/env node\n');
-  return { packageRoot: pkg, builtSrc: src };
+  await put(join(pkg, 'libexec/flux-perilog'), '#!/bin/sh\n# /usr/local/libexec/nnf-env/flux-perilog\n', 0o755);
+  // No flux command: install falls back to flux-core's default paths for a sysconfdir of /etc.
+  return { packageRoot: pkg, builtSrc: src, env: { PATH: join(root, 'no-flux-here') } };
 }
 
 /** Path -> mode, hash and mtime of everything under dir, to prove nothing changed. */
@@ -63,6 +65,9 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
+/** The per-file lines of a report (not the header, where Flux's paths came from, or next steps). */
+const fileLines = (lines: string[]): string[] => lines.slice(1).filter((l) => !l.startsWith('flux: ') && !l.startsWith('next: '));
+
 const modeOf = async (p: string): Promise<number> => (await stat(p)).mode & 0o7777;
 
 t.test('install into a destdir: every part in place, no symlinks, only production packages', async (t) => {
@@ -74,15 +79,20 @@ t.test('install into a destdir: every part in place, no symlinks, only productio
   const lib = join(dest, 'opt/nnf/lib/nnf-env');
   t.same(report.lines, [
     `nnf-env install: prefix /opt/nnf, destdir ${dest}`,
+    'flux: scripts in /etc/flux/system (default (no flux command answered): /etc/flux), shell plugin in /etc/flux/shell/lua.d (default (no flux command answered): /etc/flux/shell/initrc.lua)',
     `created      ${lib} (13 files)`,
     `created      ${dest}/opt/nnf/bin/nnf-env`,
     `created      ${dest}/opt/nnf/sbin/nnf-envd`,
     `created      ${dest}/etc/systemd/system/nnf-envd.service`,
-    `created      ${dest}/etc/flux/shell/lua.d/nnf-env.lua`,
+    `created      ${dest}/opt/nnf/libexec/nnf-env/flux-perilog`,
     `created      ${dest}/etc/flux/system/prolog.d/nnf-env`,
+    `created      ${dest}/etc/flux/shell/lua.d/nnf-env.lua`,
     `created      ${dest}/etc/nnf-env/nnf-env.conf`,
+    'next: merge /opt/nnf/lib/nnf-env/etc/nnf-env/flux-job-manager.toml into the instance\'s [job-manager] configuration (keep the site\'s plugins), flux config reload, then nnf-env doctor',
     'next: systemctl daemon-reload && systemctl enable --now nnf-envd',
   ]);
+  t.equal(await readFile(join(dest, 'opt/nnf/libexec/nnf-env/flux-perilog'), 'utf8'), '#!/bin/sh\n# /opt/nnf/libexec/nnf-env/flux-perilog\n', 'the perilog command, relocated');
+  t.notOk(await stat(join(dest, 'etc/flux/system/conf.d')).catch(() => null), 'no Flux configuration written: a conf.d file would replace the site\'s plugins array');
 
   t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'),
     `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.js' "$@"\n`);
@@ -127,7 +137,7 @@ t.test('a second run changes nothing and says unchanged for every file', async (
   const again = await runInstall(opts);
   t.ok(again.files.length > 0);
   t.same(again.files.filter((f) => f.action !== 'unchanged').map((f) => f.path), [], 'every file unchanged');
-  t.ok(again.lines.slice(1).every((l) => l.startsWith('unchanged ')), again.lines.join('\n'));
+  t.ok(fileLines(again.lines).every((l) => l.startsWith('unchanged ')), again.lines.join('\n'));
   t.same(await snapshot(dest), before, 'not a byte, mode or mtime changed (manifest included)');
 });
 
@@ -261,7 +271,7 @@ t.test('the real package through the built CLI: install, again, run the copy, un
   t.match(first.stdout, /^created {6}.*\/etc\/nnf-env\/nnf-env\.conf$/m);
   const second = cli(['install', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
   t.equal(second.status, 0, second.stderr);
-  const lines = second.stdout.trimEnd().split('\n').slice(1);
+  const lines = fileLines(second.stdout.trimEnd().split('\n'));
   t.ok(lines.length >= 4 && lines.every((l) => l.startsWith('unchanged ')), second.stdout);
 
   // The installed copy runs on its own (its node_modules are complete).
@@ -298,4 +308,44 @@ t.test('without permission to write: a clear error, not a crash', {
   // Only the first line: under tap, its process-tracking hook (which nobody cannot write) may add more.
   t.equal(r.stderr.split('\n')[0], `nnf-env install: cannot create directory ${dest}/usr: permission denied (run as root, or stage the files with --destdir DIR)`);
   t.same(await readdir(dest), []);
+});
+
+t.test('Flux paths come from the instance; an old conf.d drop-in is kept, not removed', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  // Stand-in flux answering as flux-core 0.88 does for an instance built with
+  // --sysconfdir=/opt/flux/etc: `flux getattr conf.shell_initrc` (broker attribute) and
+  // `flux config builtin confdir` (<sysconfdir>/flux) print one path each.
+  const bin = join(dest, '..', `flux-bin-${process.pid}`);
+  t.teardown(() => rm(bin, { recursive: true, force: true }));
+  await put(join(bin, 'flux'), [
+    '#!/bin/sh',
+    'case "$*" in',
+    '  "getattr conf.shell_initrc") echo /opt/flux/etc/flux/shell/initrc.lua ;;',
+    '  "config builtin confdir") echo /opt/flux/etc/flux ;;',
+    '  *) echo "flux: $*: unexpected" >&2; exit 1 ;;',
+    'esac',
+    '',
+  ].join('\n'), 0o755);
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE, env: { PATH: `${bin}:/usr/bin:/bin` } };
+  const report = await runInstall(opts);
+  t.ok(report.lines.includes('flux: scripts in /opt/flux/etc/flux/system (flux config builtin confdir: /opt/flux/etc/flux), shell plugin in /opt/flux/etc/flux/shell/lua.d (flux getattr conf.shell_initrc: /opt/flux/etc/flux/shell/initrc.lua)'), report.lines.join('\n'));
+  t.ok(await stat(join(dest, 'opt/flux/etc/flux/system/prolog.d/nnf-env')), 'prolog.d under the instance\'s confdir');
+  t.ok(await stat(join(dest, 'opt/flux/etc/flux/shell/lua.d/nnf-env.lua')), 'the plugin where the shell sources lua.d');
+  t.notOk(await stat(join(dest, 'etc/flux')).catch(() => null), 'nothing in /etc/flux');
+
+  // An earlier version installed conf.d/nnf-env-perilog.toml; removing it would unload
+  // perilog.so at the next reload, so it stays, with what to do.
+  const lib = join(dest, 'opt/nnf/lib/nnf-env');
+  const manifest = JSON.parse(await readFile(join(lib, MANIFEST_NAME), 'utf8')) as Manifest;
+  const old = '/opt/flux/etc/flux/system/conf.d/nnf-env-perilog.toml';
+  const oldText = '[job-manager]\nplugins = [ { load = "perilog.so" } ]\n';
+  await put(join(dest, old), oldText);
+  manifest.files.push({ path: old, kind: 'flux', mode: '0644', sha256: createHash('sha256').update(oldText).digest('hex') });
+  await writeFile(join(lib, MANIFEST_NAME), JSON.stringify(manifest));
+  const again = await runInstall(opts);
+  t.ok(again.lines.some((l) => l.startsWith(`kept         ${dest}${old} (no longer shipped: its \`plugins\` array replaces the site's`)), again.lines.join('\n'));
+  t.equal(await readFile(join(dest, old), 'utf8'), oldText, 'left in place');
+  const after = JSON.parse(await readFile(join(lib, MANIFEST_NAME), 'utf8')) as Manifest;
+  t.notOk(after.files.some((f) => f.path === old), 'no longer tracked: uninstall leaves it to the admin');
 });

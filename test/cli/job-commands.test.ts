@@ -4,10 +4,11 @@
  */
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkEnvValue } from '../../src/contract/env-file.js';
 import { formatJobId } from '../../src/contract/jobid.js';
+import { nnfEnvBin } from '../helpers/paths.js';
 import { baseEnv, makeSandbox, runCli, runShell, writeJob, type Sandbox } from './job-files.js';
 
 const JOB = 321103304048246784n;
@@ -123,7 +124,7 @@ t.test('get', async (t) => {
   t.match(unset.stderr, `DW_JOB_nope is not set for job ${F58PLAIN}`);
 });
 
-t.test('the job id: --job, else FLUX_JOB_ID, else NNF_ENV_JOB_ID, in any encoding', async (t) => {
+t.test('the job id: --job, else NNF_ENV_JOB_ID, else FLUX_JOB_ID, in any encoding', async (t) => {
   const other = 1234n;
   await writeJob(sb.jobsDir, JOB, { vars: { DW_JOB_which: 'main' } });
   await writeJob(sb.jobsDir, other, { vars: { DW_JOB_which: 'other' } });
@@ -135,7 +136,8 @@ t.test('the job id: --job, else FLUX_JOB_ID, else NNF_ENV_JOB_ID, in any encodin
   t.equal(await get({ FLUX_JOB_ID: ` 0x${JOB.toString(16)} ` }), 'main', 'hex with blanks');
   t.equal(await get({ FLUX_JOB_ID: F58 }, ['--job', 'fNH']), 'other', '--job wins');
   t.equal(await get({ NNF_ENV_JOB_ID: '1234' }), 'other', 'NNF_ENV_JOB_ID');
-  t.equal(await get({ FLUX_JOB_ID: F58, NNF_ENV_JOB_ID: '1234' }), 'main', 'FLUX_JOB_ID before NNF_ENV_JOB_ID');
+  t.equal(await get({ FLUX_JOB_ID: F58, NNF_ENV_JOB_ID: '1234' }), 'other', 'NNF_ENV_JOB_ID (the job whose variables these are) before FLUX_JOB_ID');
+  t.equal(await get({ NNF_ENV_JOB_ID: '1234' }, ['--job', F58]), 'main', '--job wins over NNF_ENV_JOB_ID too');
 
   const none = await runCli(['export'], { env: baseEnv(sb) });
   t.equal(none.code, 2);
@@ -144,6 +146,58 @@ t.test('the job id: --job, else FLUX_JOB_ID, else NNF_ENV_JOB_ID, in any encodin
   const bad = await runCli(['export'], { env: baseEnv(sb, { FLUX_JOB_ID: 'not-a-job' }) });
   t.equal(bad.code, 2);
   t.match(bad.stderr, /FLUX_JOB_ID="not-a-job" is not a Flux job id/);
+});
+
+t.test('a batch script, a flux run step in it, a nested flux alloc: the allocation\'s job', async (t) => {
+  // What the job shell's plugin leaves in a batch job's environment: the variables and
+  // NNF_ENV_JOB_ID, FLUX_JOB_ID of the batch job itself. Inside the batch instance, a step's
+  // shell sets FLUX_JOB_ID to the step's own id (flux-core src/shell/shell.c,
+  // shell_setup_environment; flux-environment(7)), which has no files on this node.
+  await writeJob(sb.jobsDir, JOB, { vars: { DW_JOB_which: 'batch' } });
+  const bin = join(sb.root, 'bin');
+  await mkdir(bin, { recursive: true });
+  await writeFile(join(bin, 'nnf-env'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(nnfEnvBin)} "$@"\n`, { mode: 0o755 });
+  // Stand-in for `flux run CMD` / `flux alloc CMD` inside an instance: the command runs with the
+  // submitter's environment (flux-run(1): the environment is copied) and the new job's
+  // FLUX_JOB_ID (F58, as the shell prints ids), FLUX_URI of the (sub-)instance, FLUX_JOB_SIZE.
+  const count = join(sb.root, 'flux-jobs');
+  await writeFile(join(bin, 'flux'), [
+    '#!/bin/sh',
+    'case "$1" in run|alloc) verb=$1; shift ;; *) echo "stand-in flux: $1 not supported" >&2; exit 64 ;; esac',
+    'n=$(( $(cat ' + count + ' 2>/dev/null || echo 0) + 1 )); echo $n > ' + count,
+    'ids="ƒ2 ƒ3 ƒ4 ƒ5 ƒ6 ƒ7 ƒ8"; FLUX_JOB_ID=$(echo $ids | cut -d" " -f$n)',
+    'export FLUX_JOB_ID FLUX_JOB_SIZE=1 FLUX_JOB_NNODES=1',
+    '[ "$verb" = alloc ] && export FLUX_URI="local://' + sb.root + '/alloc-$n"',
+    'exec "$@"',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const jobEnv = baseEnv(sb, {
+    PATH: `${bin}:/usr/bin:/bin`,
+    FLUX_JOB_ID: F58,
+    FLUX_URI: `local://${sb.root}/batch`,
+    NNF_ENV_JOB_ID: F58PLAIN,
+    DW_JOB_which: 'batch',
+  });
+  const script = [
+    'set -e',
+    'echo "script: $(nnf-env get DW_JOB_which)"',
+    'flux run sh -c \'echo "step $FLUX_JOB_ID: $(nnf-env get DW_JOB_which)"\'',
+    'flux run sh -c \'eval "$(nnf-env export)"; echo "export: $DW_JOB_which"\'',
+    'flux alloc sh -c \'flux run sh -c "echo nested \\$FLUX_JOB_ID: \\$(nnf-env get DW_JOB_which)"\'',
+    'flux run sh -c \'nnf-env get DW_JOB_which --job ƒ2 || echo "--job ƒ2: exit $?"\'',
+  ].join('\n');
+  const r = await runShell('/bin/sh', script, jobEnv);
+  t.equal(r.stderr.replace(/^.*no nnf-env variables for job f2 .*\n?/m, ''), '', 'nothing else on stderr');
+  t.equal(r.stdout, [
+    'script: batch',
+    'step ƒ2: batch',
+    'export: batch',
+    'nested ƒ5: batch',
+    '--job ƒ2: exit 5',
+    '',
+  ].join('\n'));
+  t.match(r.stderr, /no nnf-env variables for job f2 on this node/, '--job still names another job');
+  t.equal(r.code, 0);
 });
 
 t.test('errors say what happened', async (t) => {

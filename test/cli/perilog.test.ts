@@ -52,10 +52,11 @@ t.test('delivered at once: one PUT with the user id, exit 0, one log line', asyn
   );
   const r = await runCli(['prolog'], { env: env() });
   t.equal(r.code, 0);
-  t.equal(r.stdout, '');
-  t.equal(r.stderr.split('\n').length, 2, 'one line');
-  t.match(r.stderr, new RegExp(`^nnf-env prolog: job ${F58} `));
-  t.equal(resultOf(r.stderr), 'delivered (2 variables)');
+  // perilog logs stderr at LOG_ERR (flux-core perilog.c io_cb): success goes to stdout.
+  t.equal(r.stderr, '', 'nothing on stderr: not an error in flux dmesg');
+  t.equal(r.stdout.split('\n').length, 2, 'one line');
+  t.match(r.stdout, new RegExp(`^nnf-env prolog: job ${F58} `));
+  t.equal(resultOf(r.stdout), 'delivered (2 variables)');
   t.same(d.seen, [{ method: 'PUT', url: `/v1/jobs/${JOB}`, body: { userID: 1050 } }]);
 });
 
@@ -73,7 +74,8 @@ t.test('waiting, then a long poll until delivered', async (t) => {
   });
   const r = await runCli(['prolog'], { env: env() });
   t.equal(r.code, 0, 'unreachable ports and rejected variables never fail the prolog');
-  t.equal(resultOf(r.stderr), 'delivered (1 variables; ports unreachable: 4001; rejected: LD_PRELOAD (prefix-not-allowed))');
+  t.equal(resultOf(r.stdout), 'delivered (1 variables; ports unreachable: 4001; rejected: LD_PRELOAD (prefix-not-allowed))');
+  t.equal(r.stderr, '', 'a user job problem is not a node error');
   t.equal(d.seen.length, 2);
   t.match(d.seen[1]!.url, new RegExp(`^/v1/jobs/${JOB}\\?wait=delivered&timeout=\\d+ms$`));
 });
@@ -83,18 +85,21 @@ t.test('failed workflow and no workflow: exit 0', async (t) => {
   await withDaemon(t, (_req, res) => reply(res, 200, answer));
   const failed = await runCli(['prolog'], { env: env() });
   t.equal(failed.code, 0);
-  t.match(resultOf(failed.stderr), /^failed \(user job problem, job runs without variables\): WORKFLOW_ERROR: could not allocate storage$/);
+  t.equal(failed.stderr, '', 'the user\'s failed workflow: stdout, not LOG_ERR');
+  t.match(resultOf(failed.stdout), /^failed \(user job problem, job runs without variables\): WORKFLOW_ERROR: could not allocate storage$/);
 
   answer = statusFor(JOB, { phase: 'no-workflow', workflow: null });
   const none = await runCli(['prolog'], { env: env() });
   t.equal(none.code, 0);
-  t.equal(resultOf(none.stderr), 'no workflow', 'workflow name from the configured template');
+  t.equal(resultOf(none.stdout), 'no workflow', 'workflow name from the configured template');
+  t.equal(none.stderr, '');
 });
 
 t.test('node errors follow PROLOG_ON_NODE_ERROR (default pass)', async (t) => {
   // no daemon at all
   const down = await runCli(['prolog'], { env: env() });
   t.equal(down.code, 0, 'pass: the job runs');
+  t.equal(down.stdout, '', 'a node error goes to stderr only');
   t.match(resultOf(down.stderr), /^NODE ERROR: nnf-envd is not running \(socket .*nnf-envd\.sock\) \(systemctl status nnf-envd\) \(PROLOG_ON_NODE_ERROR=pass/);
   await rm(jobFiles(sb.jobsDir, JOB).env, { force: true }); // its warning file: test below
   const downFail = await runCli(['prolog'], { env: env({ NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) });
@@ -275,7 +280,7 @@ t.test('bad input from Flux', async (t) => {
   t.match(badUser.stderr, /FLUX_JOB_USERID "bob" is not a user id/);
   const decimal = await runCli(['prolog'], { env: env({ FLUX_JOB_ID: JOB.toString() }) });
   t.equal(decimal.code, 0);
-  t.match(decimal.stderr, new RegExp(`job ${F58} `), 'housekeeping-style decimal id, logged as f58');
+  t.match(decimal.stdout, new RegExp(`job ${F58} `), 'housekeeping-style decimal id, logged as f58');
 });
 
 t.test('epilog: untrack; exit 0 whatever happens', async (t) => {
@@ -286,19 +291,21 @@ t.test('epilog: untrack; exit 0 whatever happens', async (t) => {
   );
   const ok = await runCli(['epilog'], { env: env() });
   t.equal(ok.code, 0);
-  t.match(ok.stderr, ELOG);
-  t.match(ok.stderr, /untracked, files removed/);
+  t.match(ok.stdout, ELOG);
+  t.match(ok.stdout, /untracked, files removed/);
+  t.equal(ok.stderr, '', 'success: stdout (LOG_INFO), not stderr (LOG_ERR)');
   t.same(d.seen.at(-1), { method: 'DELETE', url: `/v1/jobs/${JOB}`, body: null });
 
   status = 404;
   const unknown = await runCli(['epilog'], { env: env() });
   t.equal(unknown.code, 0);
-  t.match(unknown.stderr, /not tracked, nothing to remove/);
+  t.match(unknown.stdout, /not tracked, nothing to remove/);
 
   status = 500;
   const broken = await runCli(['epilog'], { env: env() });
   t.equal(broken.code, 0);
   t.match(broken.stderr, /not untracked \(epilog still succeeds\)/);
+  t.equal(broken.stdout, '');
   await d.close();
 
   const down = await runCli(['epilog'], { env: env({ NNF_ENV_PROLOG_ON_NODE_ERROR: 'fail' }) });
@@ -327,4 +334,110 @@ t.test('the Flux scripts in etc/flux/system/{prolog,epilog}.d', async (t) => {
     t.equal(missing.code, 0);
     t.match(missing.stderr, new RegExp(`nnf-env ${which}: .*missing is missing: job ${F58}`));
   }
+});
+
+/**
+ * A jobspec as `flux job info ID jobspec` prints it in flux-core 0.88 (Python's json.dumps
+ * separators; RFC 25 jobspec version 1; no environment in it), with or without
+ * attributes.system.dw (flux-coral2's key for #DW directives).
+ */
+function jobspec(system: Record<string, unknown>): string {
+  return JSON.stringify({
+    resources: [{ type: 'node', count: 2, exclusive: true, with: [{ type: 'slot', count: 1, with: [{ type: 'core', count: 1 }], label: 'task' }] }],
+    tasks: [{ command: ['sh', '-c', 'echo "dw": $DW_JOB_x'], slot: 'task', count: { per_slot: 1 } }],
+    attributes: { system: { duration: 0, cwd: '/home/alice', shell: { options: { rlimit: { core: 0, nofile: 20000 } } }, ...system } },
+    version: 1,
+  }, null, 0).replace(/([,:])(?=[^\s])/g, '$1 ');
+}
+
+t.test('jobs without attributes.system.dw: the scripts answer from the jobspec, no Node, no daemon', async (t) => {
+  // Issue 11: every job paid two Node starts and a daemon round trip (prolog + epilog).
+  const bin = join(sb.root, 'flux-bin');
+  await rm(bin, { recursive: true, force: true });
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(bin);
+  const spec = join(sb.root, 'jobspec.json');
+  // Stand-in `flux job info ID jobspec`: prints the file, or fails as flux does for an unknown job.
+  await writeFile(join(bin, 'flux'), `#!/bin/sh\n[ "$1 $2 $4" = "job info jobspec" ] && [ "$3" = "$EXPECT_ID" ] || { echo "flux-job: $3: job not found" >&2; exit 1; }\n[ -f ${spec} ] || { echo "flux-job: job info: No such file or directory" >&2; exit 1; }\nexec cat ${spec}\n`, { mode: 0o755 });
+  for (const which of ['prolog', 'epilog'] as const) {
+    const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', `${which}.d`, 'nnf-env'), 'utf8');
+    const stub = join(sb.root, `stub2-${which}`);
+    const record = join(sb.root, `ran-${which}`);
+    await writeFile(stub, `#!/bin/sh\necho ran >> ${record}\n`, { mode: 0o755 });
+    const script = join(sb.root, `${which}2.sh`);
+    await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
+    const ran = async (specText: string | null, id = F58): Promise<boolean> => {
+      await rm(record, { force: true });
+      if (specText === null) await rm(spec, { force: true });
+      else await writeFile(spec, specText);
+      const r = await runShell('/bin/sh', script, { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, FLUX_JOB_ID: id, EXPECT_ID: F58 });
+      t.equal(r.code, 0);
+      t.equal(r.stdout + r.stderr, '', 'nothing to log');
+      return (await readFile(record, 'utf8').catch(() => '')) === 'ran\n';
+    };
+    t.equal(await ran(jobspec({})), false, `${which}: no dw: nnf-env not started`);
+    t.equal(await ran(jobspec({ dw: '#DW jobdw type=xfs capacity=10GB name=scratch' })), true, `${which}: dw: nnf-env ${which} runs`);
+    t.equal(await ran(jobspec({ dw: ['#DW jobdw type=gfs2 capacity=1TB name=a', '#DW copy_in source=/x destination=$DW_JOB_a/'] })), true, `${which}: dw as a list`);
+    t.equal(await ran(jobspec({}).replace('"duration"', '"\\u0064w": "#DW jobdw type=xfs capacity=1GB name=s", "duration"')), true, `${which}: an escaped "dw" key is not missed`);
+    t.equal(await ran(null), true, `${which}: jobspec unreadable: nnf-env decides`);
+    t.equal(await ran(jobspec({}), 'ƒ2'), true, `${which}: flux fails for the id: nnf-env decides`);
+  }
+});
+
+t.test('flux-perilog: the perilog command with and without the IMP', async (t) => {
+  const { mkdir } = await import('node:fs/promises');
+  const root = join(sb.root, 'perilog-cmd');
+  await rm(root, { recursive: true, force: true });
+  const bin = join(root, 'bin');
+  const libexec = join(root, 'libexec', 'flux');
+  const confdir = join(root, 'etc', 'flux');
+  for (const d of [bin, join(libexec, 'prolog.d'), join(confdir, 'system', 'prolog.d')]) await mkdir(d, { recursive: true });
+  const log = join(root, 'log');
+  // Stand-in flux: `config get --default= exec.imp` prints the IMP path or an empty line
+  // (flux-config(1) --default); nothing else may be asked (one flux process per job).
+  await writeFile(join(bin, 'flux'), [
+    '#!/bin/sh',
+    'case "$*" in',
+    '  "config get --default= exec.imp") echo "$STAND_IN_IMP" ;;',
+    '  *) echo "flux: $*: unexpected" >&2; exit 1 ;;',
+    'esac',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  const script = (dir: string, name: string, rc: number) =>
+    writeFile(join(dir, name), `#!/bin/sh\necho "${name} $FLUX_JOB_ID" >> ${log}\nexit ${rc}\n`, { mode: 0o755 });
+  await script(join(libexec, 'prolog.d'), 'a-package', 0);
+  await script(join(confdir, 'system', 'prolog.d'), 'nnf-env', 3);
+  await script(join(confdir, 'system', 'prolog.d'), 'z-site', 1);
+  await writeFile(join(confdir, 'system', 'prolog.d', 'not-executable'), '#!/bin/sh\nexit 9\n', { mode: 0o644 });
+  // As `nnf-env install` writes it: Flux's directories from `flux config builtin`.
+  const { withFluxDirs } = await import('../../src/cli/flux-instance.js');
+  const cmd = join(root, 'flux-perilog');
+  const shipped = await readFile(join(repoRoot, 'libexec', 'flux-perilog'), 'utf8');
+  t.match(shipped, /^libexecdir=\/usr\/libexec\/flux$/m, 'flux-core\'s default libexecdir until install writes the instance\'s');
+  await writeFile(cmd, withFluxDirs(shipped, { systemDir: join(confdir, 'system'), libexecDir: libexec }), { mode: 0o755 });
+  const env = (imp: string) => ({ PATH: `${bin}:/usr/bin:/bin`, FLUX_JOB_ID: F58, STAND_IN_IMP: imp });
+
+  const noImp = await runShell('/bin/sh', `exec ${cmd} prolog`, env(''));
+  t.equal(noImp.code, 3, 'the highest exit code of the scripts');
+  t.equal(noImp.stderr, '', 'no progress lines on stderr (perilog logs stderr at LOG_ERR)');
+  t.equal(await readFile(log, 'utf8'), `a-package ${F58}\nnnf-env ${F58}\nz-site ${F58}\n`, 'the packages\' directory first, then the site\'s, in name order');
+
+  // A legacy single script replaces the site's prolog.d, as in flux-run-system-scripts.
+  await rm(log);
+  await script(join(confdir, 'system'), 'prolog', 0);
+  const legacy = await runShell('/bin/sh', `exec ${cmd} prolog`, env(''));
+  t.equal(legacy.code, 0);
+  t.equal(await readFile(log, 'utf8'), `a-package ${F58}\nprolog ${F58}\n`);
+
+  // With the IMP: exactly what perilog runs by default, `<imp> run prolog`.
+  const imp = join(root, 'flux-imp');
+  await writeFile(imp, `#!/bin/sh\necho "imp $*" >> ${log}\nexit 4\n`, { mode: 0o755 });
+  await rm(log);
+  const withImp = await runShell('/bin/sh', `exec ${cmd} epilog`, env(imp));
+  t.equal(withImp.code, 4, 'the IMP\'s exit code');
+  t.equal(await readFile(log, 'utf8'), 'imp run epilog\n');
+
+  const bad = await runShell('/bin/sh', `exec ${cmd} housekeeping`, env(''));
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /usage: flux-perilog prolog\|epilog/);
 });

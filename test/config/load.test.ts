@@ -95,7 +95,7 @@ t.test('layers: default < file < env < flag, each remembered', async (t) => {
   t.equal(c.WATCH_TIMEOUT, 5_400_000, 'export prefix and compound duration');
   t.same(loaded.sources.WATCH_TIMEOUT, { source: 'file', where: `${file}:7`, raw: '1h30m' });
   t.equal(c.SOCKET_MODE, 0o600);
-  t.same(loaded.sources.GC_INTERVAL, { source: 'default', where: 'default', raw: '5m' });
+  t.same(loaded.sources.GC_INTERVAL, { source: 'default', where: 'default', raw: '15m' });
 });
 
 t.test('NNF_ENV_CONFIG names the file; the default file is read when present', async (t) => {

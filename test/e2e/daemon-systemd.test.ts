@@ -33,7 +33,7 @@ t.test('unit settings', async (t) => {
   t.equal(one('Type'), 'notify');
   t.equal(one('NotifyAccess'), 'all');
   t.equal(one('ExecStart'), '/usr/local/sbin/nnf-envd', 'the path `nnf-env install` puts the daemon at');
-  t.equal(one('WatchdogSec'), '60');
+  t.equal(one('WatchdogSec'), '120', 'a hang is caught within 2 min; pings (a systemd-notify child each) once a minute');
   t.equal(one('Restart'), 'on-failure');
   t.equal(one('RuntimeDirectory'), 'nnf-env');
   t.equal(one('RuntimeDirectoryPreserve'), 'yes');

@@ -79,8 +79,9 @@ async function checkDeliveredJob(t: Test, id: bigint, mpi: boolean): Promise<voi
   const started = Date.now();
   const p = await prolog(id);
   t.equal(p.code, 0, `prolog exits 0 (${p.stderr})`);
-  t.match(p.stderr, LOG(id), 'one log line');
-  t.match(p.stderr, /delivered \(\d+ variables; 2 ports reachable\)/);
+  t.match(p.stdout, LOG(id), 'one log line, on stdout (perilog logs stderr as errors)');
+  t.equal(p.stderr, '');
+  t.match(p.stdout, /delivered \(\d+ variables; 2 ports reachable\)/);
   t.comment(`prolog: ${Date.now() - started} ms from submission to delivered`);
 
   const wf = h.sim.get<Workflow>(WF, 'default', `fluxjob-${id}`)!;
@@ -121,7 +122,7 @@ async function checkDeliveredJob(t: Test, id: bigint, mpi: boolean): Promise<voi
   // The epilog removes the files; the plugin and the helper then find nothing.
   const e = await prolog(id, 'epilog');
   t.equal(e.code, 0);
-  t.match(e.stderr, /untracked, files removed/);
+  t.match(e.stdout, /untracked, files removed/);
   t.notOk(await exists(h.files(id).env));
   t.equal((await helper(id, ['export'])).code, 5);
 }
@@ -144,8 +145,8 @@ t.test('a job without a workflow: the prolog answers at once, the plugin is sile
   const p = await prolog(id);
   t.comment(`prolog for a job without a workflow: ${Date.now() - started} ms (process included)`);
   t.equal(p.code, 0);
-  const m = LOG(id).exec(p.stderr);
-  t.ok(m, p.stderr);
+  const m = LOG(id).exec(p.stdout);
+  t.ok(m, p.stdout + p.stderr);
   t.equal(m?.[1], 'no workflow');
   const run = await plugin(id);
   t.same(run.setenv, [], 'nothing set');
@@ -162,8 +163,8 @@ t.test('a failed workflow: the prolog exits 0, the plugin warns, the helper says
   h.sim.submitJob({ jobId: id, userID: USER, groupID: USER, failAt: 'PreRun' });
   const p = await prolog(id);
   t.equal(p.code, 0, 'a user-job problem never fails the prolog');
-  const m = LOG(id).exec(p.stderr);
-  t.ok(m, p.stderr);
+  const m = LOG(id).exec(p.stdout);
+  t.ok(m, p.stdout + p.stderr);
   t.match(m?.[1] ?? '', /^failed \(user job problem, job runs without variables\): /);
   const wf = h.sim.get<Workflow>(WF, 'default', `fluxjob-${id}`)!;
   const message = wf.status?.message ?? '';

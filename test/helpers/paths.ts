@@ -15,8 +15,8 @@ function findRepoRoot(from: string): string {
 /** The checkout (where package.json, etc/ and systemd/ live). */
 export const repoRoot = findRepoRoot(buildRoot);
 
-/** ../shared/fixtures beside the checkout (CI lays shared/ next to the clone). */
-export const fixturesDir = process.env.NNF_ENV_FIXTURES ?? resolve(repoRoot, '..', 'shared', 'fixtures');
+/** The repository's own fixtures (test/fixtures/, read from the checkout, not the build). */
+export const fixturesDir = join(repoRoot, 'test', 'fixtures');
 
 export function fixture(name: string): string {
   return join(fixturesDir, name);

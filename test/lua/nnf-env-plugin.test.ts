@@ -232,7 +232,7 @@ t.test('no file: silent and cheap', async (t) => {
   t.same(r.setenv, []);
   t.same(r.logs, []);
   t.same(r.errors, []);
-  t.same(r.getenv, ['FLUX_JOB_ID', 'NNF_ENV_JOBS_DIR'], 'two getenv calls, then one failed open');
+  t.same(r.getenv, ['FLUX_JOB_ID', 'NNF_ENV_JOBS_DIR', 'NNF_ENV_RUNTIME_DIR', 'NNF_ENV_CONFIG'], 'four getenv calls, the config file and one failed open');
   const noDir = await harness.run({ env: { FLUX_JOB_ID: F58 }, jobsDir: '/does/not/exist' });
   t.same([noDir.setenv, noDir.logs, noDir.errors], [[], [], []], 'missing jobs dir: silent');
 });
@@ -338,4 +338,44 @@ t.test('the plugin source itself runs where flux puts it', async (t) => {
   t.equal(formatJobId(parseJobId('321103304048246784'), 'f58plain'), 'fkEPGJX8vhd');
   const r = await harness.callInternal('dec_to_b58', ['321103304048246784', '0', '57', '58']);
   t.same(r.map((x) => x[0]?.toString()), ['kEPGJX8vhd', '1', 'z', '21']);
+});
+
+t.test('the jobs dir follows nnf-envd\'s RUNTIME_DIR (config file, NNF_ENV_RUNTIME_DIR)', async (t) => {
+  // Issue 11: the plugin read only NNF_ENV_JOBS_DIR / NNF_ENV_PLUGIN_CONFIG, so a site that set
+  // RUNTIME_DIR in nnf-env.conf got its variables written where the plugin never looked.
+  const id = 4242n;
+  const vars = { DW_JOB_where: 'runtime-dir' };
+  const content = renderEnvFile(vars, header(id), statusFacts(status()));
+  const h = await LuaPluginHarness.create();
+  await h.writeFile(envPath(id, '/srv/nnf-env/jobs'), content);
+  await h.writeFile(envPath(id, '/var/lib/other/jobs'), renderEnvFile({ DW_JOB_where: 'env-config' }, header(id), statusFacts(status())));
+  await h.writeFile(envPath(id, '/tmp/rd/jobs'), renderEnvFile({ DW_JOB_where: 'env-runtime-dir' }, header(id), statusFacts(status())));
+  const jobEnv = { FLUX_JOB_ID: formatJobId(id, 'f58') };
+  const where = (r: Awaited<ReturnType<typeof h.run>>) => r.setenv.find((s) => s.name === 'DW_JOB_where')?.value.toString('utf8');
+
+  const none = await h.run({ env: jobEnv });
+  t.equal(where(none), undefined, 'no config file: /run/nnf-env/jobs, where there is nothing');
+  t.same(none.errors, []);
+
+  await h.writeFile('/etc/nnf-env/nnf-env.conf', '# site config\nLOG_LEVEL=info\n#RUNTIME_DIR=/run/nnf-env\nexport RUNTIME_DIR="/srv/nnf-env"   # moved\n');
+  const fromFile = await h.run({ env: jobEnv });
+  t.equal(where(fromFile), 'runtime-dir', 'RUNTIME_DIR from /etc/nnf-env/nnf-env.conf');
+  t.same(fromFile.errors, []);
+
+  await h.writeFile('/var/lib/other/nnf-env.conf', 'RUNTIME_DIR=/var/lib/other\n');
+  t.equal(where(await h.run({ env: { ...jobEnv, NNF_ENV_CONFIG: '/var/lib/other/nnf-env.conf' } })), 'env-config', 'NNF_ENV_CONFIG names the file, as for nnf-envd');
+  t.equal(where(await h.run({ env: { ...jobEnv, NNF_ENV_RUNTIME_DIR: '/tmp/rd' } })), 'env-runtime-dir', 'NNF_ENV_RUNTIME_DIR over the file');
+  t.equal(where(await h.run({ env: jobEnv, jobsDir: '/var/lib/other/jobs' })), 'env-config', 'the site\'s plugin config over both');
+
+  await h.writeFile('/etc/nnf-env/nnf-env.conf', "RUNTIME_DIR='relative/dir'\n");
+  const bad = await h.run({ env: jobEnv });
+  t.equal(where(bad), undefined);
+  t.match(bad.errors.join('\n'), /ignoring \/etc\/nnf-env\/nnf-env\.conf: RUNTIME_DIR is not an absolute path/);
+
+  t.equal(await h.eval(`
+    local M = {}; NNF_ENV_PLUGIN_CONFIG = { export_internals = true }; plugin = { register = function () end }
+    dofile("/etc/flux/shell/lua.d/nnf-env.lua")
+    local c = NNF_ENV_PLUGIN_CONFIG.internals.config_value
+    return table.concat({ tostring(c("A=1\\nRUNTIME_DIR=/a\\nRUNTIME_DIR = '/b' # x\\n", "RUNTIME_DIR")), tostring(c("X=1\\n", "RUNTIME_DIR")), select(2, c("RUNTIME_DIR='/a\\n", "RUNTIME_DIR")) }, "|")`),
+    "/b|nil|RUNTIME_DIR: unterminated quote", 'the last line wins; quotes and comments');
 });

@@ -36,9 +36,10 @@ t.test('discovery', async (t) => {
     const list = await call(sim, 'GET', `/apis/dataworkflowservices.github.io/${version}`);
     t.equal(list.body.groupVersion, `dataworkflowservices.github.io/${version}`);
     const wf = list.body.resources.find((r: { name: string }) => r.name === 'workflows');
-    t.match(wf, { singularName: 'workflow', namespaced: true, kind: 'Workflow', shortNames: ['wf'] });
+    t.match(wf, { singularName: 'workflow', namespaced: true, kind: 'Workflow' });
+    t.equal(wf.shortNames, undefined, 'no short names: the CRD (as upstream) has none');
     t.ok(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'].every((verb) => wf.verbs.includes(verb)));
-    t.same(list.body.resources.map((r: { name: string }) => r.name).sort(), ['computes', 'storages', 'systemconfigurations', 'workflows']);
+    t.same(list.body.resources.map((r: { name: string }) => r.name).sort(), ['computes', 'storages', 'storages/status', 'systemconfigurations', 'systemconfigurations/status', 'workflows']);
   }
   t.equal((await call(sim, 'GET', '/apis/dataworkflowservices.github.io/v1alpha5')).status, 404);
   t.equal((await call(sim, 'GET', '/apis/nope.example.com')).status, 404);
@@ -239,7 +240,9 @@ t.test('list: pagination, continue tokens, selectors, namespaces', async (t) => 
   const not = await call(sim, 'GET', `${WF}?fieldSelector=${encodeURIComponent('metadata.name!=wf-2,metadata.namespace==default')}&labelSelector=parity%3Deven`);
   t.same(not.body.items.map((i: { metadata: { name: string } }) => i.metadata.name), ['wf-0', 'wf-6']);
   t.equal((await call(sim, 'GET', `${WF}?fieldSelector=spec.userID%3D1`)).status, 400);
-  t.equal((await call(sim, 'GET', `${WF}?limit=-1`)).status, 400);
+  // As kube-apiserver: a negative limit is no limit; a limit that is not an integer is a 400.
+  t.equal((await call(sim, 'GET', `${WF}?limit=-1`)).status, 200);
+  t.equal((await call(sim, 'GET', `${WF}?limit=abc`)).status, 400);
 });
 
 t.test('Table answers for kubectl get', async (t) => {

@@ -85,8 +85,8 @@ t.test('kubectl over HTTP: get (Table), get -o json, get -w, apply, patch, delet
   t.match(get.stdout.split('\n')[0], /^NAME\s+STATE\s+READY\s+STATUS\s+JOBID\s+AGE\s*$/);
   const rows = parseTable(get.stdout);
   t.match(rows, [{ NAME: name, STATE: 'PreRun', READY: 'true', STATUS: 'Completed', JOBID: 'fkEPGJX8vhd', AGE: /^\d+[sm]/ }]);
-  const short = await kubectl(c, ['get', 'wf', '-o', 'wide']);
-  t.match(short.stdout.split('\n')[0], /DESIREDSTATE/, 'short name and -o wide columns');
+  const wide = await kubectl(c, ['get', 'workflow', '-o', 'wide']);
+  t.match(wide.stdout.split('\n')[0], /DESIREDSTATE/, 'singular name and -o wide columns');
 
   // get -o json: the stored object.
   const json = await kubectl(c, ['get', 'workflow', name, '-o', 'json']);
@@ -119,14 +119,14 @@ t.test('kubectl over HTTP: get (Table), get -o json, get -w, apply, patch, delet
   // apply: create, then configure (a three-way merge patch).
   const file = join(c.dir, 'wf.yaml');
   await writeFile(file, await fixtureForApply('workflow-prerun-ready.yaml', 'applied'));
-  const created = await kubectl(c, ['apply', '--validate=false', '-f', file]);
+  const created = await kubectl(c, ['apply', '-f', file]);
   t.equal(created.code, 0, created.stderr);
   t.match(created.stdout, /workflow.dataworkflowservices.github.io\/applied created/);
   const stored = sim.get<Workflow>(WORKFLOWS, 'default', 'applied');
   t.equal(stored?.spec.jobID, 'fkEPGJX8vhd');
   t.ok(stored?.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], 'last-applied annotation');
   await writeFile(file, (await readFile(file, 'utf8')).replace('userID: 1050', 'userID: 2000'));
-  const configured = await kubectl(c, ['apply', '--validate=false', '-f', file]);
+  const configured = await kubectl(c, ['apply', '-f', file]);
   t.equal(configured.code, 0, configured.stderr);
   t.match(configured.stdout, /applied configured/);
   t.equal(sim.get<Workflow>(WORKFLOWS, 'default', 'applied')?.spec.userID, 2000);
@@ -179,14 +179,20 @@ t.test('kubectl over HTTPS with the generated CA and a bearer token', async (t) 
 
   const file = join(c.dir, 'wf.yaml');
   await writeFile(file, await fixtureForApply('workflow-prerun-inprogress.yaml', 'secure'));
-  const apply = await kubectl(c, ['apply', '--validate=false', '-f', file]);
+  const apply = await kubectl(c, ['apply', '-f', file]);
   t.equal(apply.code, 0, apply.stderr);
-  const merge = await kubectl(c, ['patch', 'wf', 'secure', '--type=merge', '-p', '{"spec":{"hurry":true}}']);
+  // create -f validates on the server too (OpenAPI v3 says the server takes fieldValidation).
+  const file2 = join(c.dir, 'wf2.yaml');
+  await writeFile(file2, await fixtureForApply('workflow-prerun-inprogress.yaml', 'secure-2'));
+  const create = await kubectl(c, ['create', '-f', file2]);
+  t.equal(create.code, 0, create.stderr);
+  t.match(create.stdout, /secure-2 created/);
+  const merge = await kubectl(c, ['patch', 'workflow', 'secure', '--type=merge', '-p', '{"spec":{"hurry":true}}']);
   t.equal(merge.code, 0, merge.stderr);
-  const jp = await kubectl(c, ['patch', 'wf', 'secure', '--type=json', '-p', '[{"op":"test","path":"/spec/hurry","value":true},{"op":"replace","path":"/spec/userID","value":1}]']);
+  const jp = await kubectl(c, ['patch', 'workflow', 'secure', '--type=json', '-p', '[{"op":"test","path":"/spec/hurry","value":true},{"op":"replace","path":"/spec/userID","value":1}]']);
   t.equal(jp.code, 0, jp.stderr);
   t.equal(sim.get<Workflow>(WORKFLOWS, 'default', 'secure')?.spec.userID, 1);
-  const del = await kubectl(c, ['delete', 'wf', 'secure']);
+  const del = await kubectl(c, ['delete', 'workflow', 'secure']);
   t.equal(del.code, 0, del.stderr);
   t.equal(sim.get(WORKFLOWS, 'default', 'secure'), undefined);
 

@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { NnfEnvError } from '../../core/errors.js';
 import type { JobStatus, PortResult } from '../../contract/job-status.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 export class PortsUnreachableError extends NnfEnvError {
   readonly exitCode = 1;
@@ -97,10 +98,10 @@ export async function renderPortTable(results: readonly PortResult[]): Promise<s
 export function command(): Command {
   return new Command('check-ports')
     .description('probe the job\'s container ports from here, now; exit 1 if any is unreachable')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--timeout <duration>', 'keep trying each port this long', '5s')
     .option('--json', 'print the results as JSON')
-    .addHelpText('after', '\nExit codes: 0 all reachable, 1 some unreachable or no ports, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'all reachable', 1: 'some unreachable or no ports' }))
     .action(async (opts: { job?: string; timeout: string; json?: boolean }) => {
       const ctx = await import('../job-context.js');
       const deadlineMs = await ctx.parseDurationMs(opts.timeout);

@@ -3,10 +3,11 @@
  * depend on each other, and prints each failure with its fix. Exit 1 when any check fails
  * (warnings do not fail). Checks: configuration; how to reach the API server; that it answers
  * and accepts our credentials (DWS discovery); the permissions nnf-envd needs (get, list, watch
- * on workflows, computes, systemconfigurations; optionally nodes and secrets), by
+ * on workflows, computes, systemconfigurations; optionally nodes, secrets and nnfcontainerprofiles), by
  * SelfSubjectAccessReview, or by trying a list where the server does not serve that; this
  * node's rabbit and its address; the hosts entry; the control socket and jobs directory; the
- * Flux prolog/epilog scripts.
+ * Flux prolog/epilog scripts, the shell plugin, and the live job-manager (perilog.so loaded with
+ * the site's plugins, per-rank prolog and epilog).
  */
 import { Command } from 'commander';
 
@@ -37,6 +38,8 @@ export function permissionNeeds(cfg: { WORKFLOW_NAMESPACE: string; WORKFLOW_TOKE
     { group: dws, resource: 'computes', verbs: ['get', 'list', 'watch'], namespace: cfg.WORKFLOW_NAMESPACE, optional: false, why: 'which nodes a workflow runs on' },
     { group: dws, resource: 'systemconfigurations', verbs: ['get', 'list', 'watch'], namespace: 'default', optional: false, why: 'this node\'s rabbit' },
   ];
+  // Optional: the profile list nnf-envd caches for `nnf-env profiles` (job users have no credentials).
+  needs.push({ group: 'nnf.cray.hpe.com', resource: 'nnfcontainerprofiles', verbs: ['get', 'list', 'watch'], namespace: 'nnf-system', optional: true, why: '`nnf-env profiles` for job authors' });
   if (!cfg.RABBIT_ADDRESS) needs.push({ group: '', resource: 'nodes', verbs: ['get', 'list', 'watch'], optional: true, why: 'the rabbit\'s address (else DNS)' });
   if (cfg.WORKFLOW_TOKEN) needs.push({ group: '', resource: 'secrets', verbs: ['get'], namespace: cfg.WORKFLOW_NAMESPACE, optional: true, why: 'DW_WORKFLOW_TOKEN for jobs that ask for it' });
   return needs;
@@ -68,8 +71,8 @@ function describe(err: unknown): { detail: string; fix?: string } {
 export interface DoctorOptions {
   env: NodeJS.ProcessEnv;
   configFile?: string;
-  /** Where the Flux scripts are expected. Default /etc/flux/system. */
-  fluxDir: string;
+  /** Where the Flux scripts are expected. Default: asked of the instance (`flux config builtin confdir`/system). */
+  fluxDir?: string;
   /** Bound of each API request. */
   timeoutMs: number;
 }
@@ -184,8 +187,11 @@ export async function runDoctor(opts: DoctorOptions): Promise<CheckResult[]> {
   }
   add(await checkJobsDir(`${config.RUNTIME_DIR.replace(/\/+$/, '')}/jobs`));
 
-  // 9. Flux.
-  add(await checkFluxScripts(opts.fluxDir));
+  // 9. Flux: the scripts, the shell plugin and the job-manager, as the live instance has them.
+  const { findFluxPaths } = await import('../flux-instance.js');
+  const paths = await findFluxPaths();
+  add(await checkFluxScripts(opts.fluxDir ?? paths.systemDir, opts.fluxDir ? '--flux-dir' : paths.sources.systemDir));
+  for (const r of await checkFluxInstance(paths.shellLuaDir, paths.sources.shellLuaDir)) add(r);
   return results;
 }
 
@@ -333,7 +339,7 @@ async function checkJobsDir(dir: string): Promise<CheckResult> {
   }
 }
 
-async function checkFluxScripts(fluxDir: string): Promise<CheckResult> {
+async function checkFluxScripts(fluxDir: string, source: string): Promise<CheckResult> {
   const { access, constants } = await import('node:fs/promises');
   const missing: string[] = [];
   for (const p of [`${fluxDir}/prolog.d/nnf-env`, `${fluxDir}/epilog.d/nnf-env`]) {
@@ -343,23 +349,124 @@ async function checkFluxScripts(fluxDir: string): Promise<CheckResult> {
       missing.push(p);
     }
   }
-  if (missing.length === 0) return { check: 'flux', state: 'ok', detail: `${fluxDir}/prolog.d/nnf-env and epilog.d/nnf-env are in place` };
+  if (missing.length === 0) return { check: 'flux', state: 'ok', detail: `${fluxDir}/prolog.d/nnf-env and epilog.d/nnf-env are in place (${source})` };
   return {
     check: 'flux',
     state: 'warn',
-    detail: `missing or not executable: ${missing.join(', ')} (jobs are not tracked unless DISCOVERY=computes)`,
+    detail: `missing or not executable: ${missing.join(', ')} (${source}; jobs are not tracked unless DISCOVERY=computes)`,
     fix: 'nnf-env install; and enable perilog.so with per-rank = true (docs/ADMIN-FLUX.md)',
   };
+}
+
+/**
+ * The live instance (../flux-instance.ts): perilog.so loaded next to every plugin the site
+ * configured, per-rank for prolog and epilog, and the shell plugin where the shell sources
+ * lua.d. A `plugins` array in more than one config file is reported: Flux merges the files
+ * but the array of the file read last replaces the others (flux-core src/common/libflux/conf.c).
+ */
+async function checkFluxInstance(luaDir: string, luaSource: string): Promise<CheckResult[]> {
+  const fi = await import('../flux-instance.js');
+  const out: CheckResult[] = [];
+  const { access, constants, readdir, readFile } = await import('node:fs/promises');
+  const plugin = `${luaDir}/nnf-env.lua`;
+  try {
+    await access(plugin, constants.R_OK);
+    out.push({ check: 'flux shell', state: 'ok', detail: `${plugin} is in place (${luaSource})` });
+  } catch {
+    out.push({ check: 'flux shell', state: 'fail', detail: `${plugin} is missing (${luaSource}): jobs get no variables in their environment`, fix: 'nnf-env install (it asks the instance where lua.d is)' });
+  }
+
+  const loaded = await fi.jobtapPlugins();
+  if (loaded === null) {
+    out.push({ check: 'flux jobtap', state: 'warn', detail: 'could not ask the instance (flux jobtap list failed): perilog.so and per-rank not checked', fix: 'run nnf-env doctor where flux can reach the instance (as root on a node of the system instance, or with FLUX_URI set)' });
+    return out;
+  }
+  const configured = await configuredPlugins(fi);
+  const others = loaded.filter((n) => !fi.isPerilog(n));
+  const lost = configured.filter((c) => !loaded.some((l) => l === c || l === c.replace(/^.*\//, '')));
+  if (!loaded.some(fi.isPerilog)) {
+    out.push({ check: 'flux jobtap', state: 'fail', detail: `perilog.so is not loaded (flux jobtap list: ${loaded.join(', ') || 'none'}): no prolog or epilog runs`, fix: 'merge etc/nnf-env/flux-job-manager.toml into the [job-manager] config (add perilog.so to the existing plugins array), then flux config reload' });
+  } else {
+    out.push({ check: 'flux jobtap', state: 'ok', detail: `perilog.so loaded${others.length ? `, with ${others.join(', ')}` : ''}` });
+  }
+  if (configured.length > 0 && loaded.some(fi.isPerilog) && !configured.some(fi.isPerilog)) {
+    // A reload does not unload plugins: the instance runs perilog until it restarts.
+    out.push({ check: 'flux jobtap', state: 'fail', detail: `perilog.so is loaded but not in the config in use (job-manager.plugins: ${configured.join(', ')}): the next restart runs no prolog`, fix: 'add { load = "perilog.so" } to the site\'s plugins array (etc/nnf-env/flux-job-manager.toml)' });
+  }
+  if (lost.length > 0) {
+    out.push({ check: 'flux jobtap', state: 'fail', detail: `configured but not loaded: ${lost.join(', ')}`, fix: 'flux dmesg | grep job-manager; flux jobtap load <plugin>' });
+  }
+  const arrays = await pluginArrayFiles(fi, readdir, readFile);
+  if (arrays.length > 1) {
+    out.push({
+      check: 'flux config',
+      state: 'fail',
+      detail: `${arrays.length} files set [job-manager] plugins (${arrays.join(', ')}): Flux replaces the array, only ${arrays.at(-1)} counts`,
+      fix: 'keep one plugins array with every entry (perilog.so and the site\'s), remove the others, flux config reload',
+    });
+  }
+  for (const which of ['prolog', 'epilog'] as const) {
+    const perRank = await fi.configBoolean(`job-manager.${which}.per-rank`);
+    if (perRank === true) out.push({ check: `flux ${which}`, state: 'ok', detail: `[job-manager.${which}] per-rank = true` });
+    else out.push({
+      check: `flux ${which}`,
+      state: 'fail',
+      detail: `[job-manager.${which}] per-rank is ${perRank === false ? 'false' : 'not set'}: perilog runs the ${which} on broker rank 0 only, not on the job's nodes`,
+      fix: `set per-rank = true in [job-manager.${which}] (etc/nnf-env/flux-job-manager.toml), flux config reload`,
+    });
+  }
+  return out;
+}
+
+/** `load` names of the config in use (`flux config get job-manager.plugins`). */
+async function configuredPlugins(fi: typeof import('../flux-instance.js')): Promise<string[]> {
+  const text = await fi.configString('job-manager.plugins');
+  if (text === null) return [];
+  try {
+    const arr = JSON.parse(text) as unknown;
+    if (!Array.isArray(arr)) return [];
+    return arr.map((e) => (e as { load?: unknown } | null)?.load).filter((l): l is string => typeof l === 'string');
+  } catch {
+    return [];
+  }
+}
+
+/** Files of the instance's config directory (`flux getattr config.path`) with a [job-manager] plugins key, in the order Flux reads them. */
+async function pluginArrayFiles(
+  fi: typeof import('../flux-instance.js'),
+  readdir: typeof import('node:fs/promises').readdir,
+  readFile: typeof import('node:fs/promises').readFile,
+): Promise<string[]> {
+  const dir = await fi.fluxOutput(['getattr', 'config.path']);
+  if (dir === null || !dir.startsWith('/')) return [];
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.toml')).sort();
+  } catch {
+    return []; // a single file, or unreadable: nothing to compare
+  }
+  const out: string[] = [];
+  for (const name of names) {
+    const text = await readFile(`${dir}/${name}`, 'utf8').catch(() => '');
+    let table = '';
+    for (const line of text.split('\n')) {
+      const header = /^\s*\[\s*([^\]]+?)\s*\]/.exec(line);
+      if (header && !line.trim().startsWith('[[')) table = header[1]!;
+      else if (table === 'job-manager' && /^\s*plugins\s*=/.test(line)) out.push(`${dir}/${name}`);
+      else if (table === '' && /^\s*job-manager\.plugins\s*=/.test(line)) out.push(`${dir}/${name}`);
+    }
+  }
+  return out;
 }
 
 export function command(): Command {
   return new Command('doctor')
     .description('check configuration, API access and permissions, rabbit mapping, hosts entry, socket; print fixes')
     .option('--config <file>', 'configuration file (default /etc/nnf-env/nnf-env.conf)')
-    .option('--flux-dir <dir>', 'Flux system configuration directory', '/etc/flux/system')
+    .option('--flux-dir <dir>', 'where prolog.d/ and epilog.d/ are (default: `flux config builtin confdir`/system)')
     .option('--timeout <duration>', 'bound of each request', '10s')
     .option('--json', 'print the checks as JSON')
-    .action(async (opts: { config?: string; fluxDir: string; timeout: string; json?: boolean }) => {
+    .action(async (opts: { config?: string; fluxDir?: string; timeout: string; json?: boolean }) => {
       const { parseDurationMs } = await import('../job-context.js');
       const results = await runDoctor({ env: process.env, configFile: opts.config, fluxDir: opts.fluxDir, timeoutMs: await parseDurationMs(opts.timeout) });
       process.stdout.write(opts.json ? JSON.stringify(results, null, 2) + '\n' : renderChecks(results));

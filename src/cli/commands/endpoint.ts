@@ -11,6 +11,7 @@
 import { Command } from 'commander';
 import { NnfEnvError } from '../../core/errors.js';
 import type { JobStatus } from '../../contract/job-status.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 export class EndpointError extends NnfEnvError {
   readonly exitCode = 1;
@@ -79,13 +80,13 @@ function endpointHost(job: string, variables: Map<string, string>, status: JobSt
 export function command(): Command {
   return new Command('endpoint')
     .description('print host:port of the job\'s user container, e.g. curl http://$(nnf-env endpoint)/')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--container <name>', 'ports of this container (NNF_CONTAINER_PORTS_<name>)')
     .option('--all', 'one line per port (default: the first port only)')
     .option('--hostname', 'the rabbit\'s host name, as TLS certificates of user containers name it (the default)')
     .option('--alias', 'the local-rabbit hosts alias instead (plain TCP or HTTP only: no certificate names it)')
     .option('--address', 'use the rabbit\'s IP address (IPv6 in brackets)')
-    .addHelpText('after', '\nMPI containers listen only on the launcher (NNF_CONTAINER_LAUNCHER), which is then the host.\nExit codes: 0 ok, 1 no ports/container/rabbit, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\nMPI containers listen only on the launcher (NNF_CONTAINER_LAUNCHER), which is then the host.\n' + exitCodesHelp({ 0: 'ok', 1: 'no ports/container/rabbit' }))
     .action(async (opts: { job?: string; container?: string; all?: boolean; hostname?: boolean; alias?: boolean; address?: boolean }) => {
       if ([opts.hostname, opts.alias, opts.address].filter(Boolean).length > 1) throw new EndpointError('BAD_OPTIONS', '--hostname, --alias and --address exclude each other');
       const ctx = await import('../job-context.js');

@@ -9,8 +9,9 @@ import type { Command } from 'commander';
 
 async function epilogAction(opts: { config?: string }): Promise<void> {
   const started = performance.now();
-  const { line } = await runEpilog({ env: process.env, configFile: opts.config, started });
-  process.stderr.write(line + '\n');
+  const { line, problem } = await runEpilog({ env: process.env, configFile: opts.config, started });
+  // stdout is LOG_INFO in Flux's perilog, stderr LOG_ERR: only problems go to stderr.
+  (problem ? process.stderr : process.stdout).write(line + '\n');
   process.exitCode = 0;
 }
 
@@ -32,11 +33,12 @@ export function command(): Command {
     .action(epilogAction);
 }
 
-export async function runEpilog(run: { env: Readonly<Record<string, string | undefined>>; configFile: string | undefined; started: number }): Promise<{ line: string; exitCode: 0 }> {
+export async function runEpilog(run: { env: Readonly<Record<string, string | undefined>>; configFile: string | undefined; started: number }): Promise<{ line: string; exitCode: 0; problem: boolean }> {
   const p = await import('./prolog.js');
   let job: Awaited<ReturnType<typeof p.perilogJob>> | null = null;
   let settings: Awaited<ReturnType<typeof p.loadNodeSettings>> | null = null;
   let result: string;
+  let problem = false;
   try {
     job = await p.perilogJob(run.env);
     settings = await p.loadNodeSettings(run.env, run.configFile);
@@ -46,9 +48,11 @@ export async function runEpilog(run: { env: Readonly<Record<string, string | und
     } catch (err) {
       if (!(err instanceof DaemonUnavailableError)) throw err;
       result = `not untracked: ${p.messageOf(err)}; nnf-envd removes the files when it runs again`;
+      problem = true;
     }
   } catch (err) {
     result = `not untracked (epilog still succeeds): ${p.messageOf(err)}`;
+    problem = true;
   }
-  return { line: await p.logLine('epilog', job, settings, null, result, run.started), exitCode: 0 };
+  return { line: await p.logLine('epilog', job, settings, null, result, run.started), exitCode: 0, problem };
 }

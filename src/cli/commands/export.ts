@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
+import { exitCodesHelp } from '../exit-codes.js';
 
 const FORMATS = ['sh', 'json', 'dotenv'] as const;
 type Format = (typeof FORMATS)[number];
@@ -47,8 +48,8 @@ export function command(): Command {
   const { Command, Option } = createRequire(import.meta.url)('commander') as typeof import('commander');
   return new Command('export')
     .description('print the job\'s nnf-env variables (eval "$(nnf-env export)" in sh/bash)')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .addOption(new Option('--format <format>', 'output format').choices(FORMATS).default('sh'))
-    .addHelpText('after', '\nExit codes: 0 ok, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'ok' }))
     .action((opts: ExportOptions) => runExport(opts));
 }

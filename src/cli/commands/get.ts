@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { NnfEnvError } from '../../core/errors.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 export class VariableUnsetError extends NnfEnvError {
   readonly exitCode = 1;
@@ -33,7 +34,7 @@ export function command(): Command {
   return new Command('get')
     .description('print the value of one of the job\'s nnf-env variables')
     .argument('<name>', 'variable name, e.g. DW_JOB_my_storage')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
-    .addHelpText('after', '\nExit codes: 0 ok, 1 variable not set, 2 no/bad job id, 3 not delivered yet, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'ok', 1: 'variable not set' }))
     .action((name: string, opts: { job?: string }) => runGet(name, opts));
 }

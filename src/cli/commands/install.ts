@@ -7,13 +7,20 @@
  *   <prefix>/bin/nnf-env           wrapper scripts that run it with this node binary
  *   <prefix>/sbin/nnf-envd
  *   /etc/systemd/system/*          whatever systemd/ holds (nnf-envd.service)
- *   /etc/flux/...                  the Flux prolog/epilog scripts, perilog config, shell plugin
+ *   <prefix>/libexec/nnf-env/flux-perilog   the perilog `command` (with and without the IMP)
+ *   <flux confdir>/system/{prolog,epilog}.d/nnf-env   where flux-run-system-scripts runs them
+ *   <shell initrc dir>/lua.d/nnf-env.lua              where the job shell sources plugins
+ *                                  (both asked of the instance: ../flux-instance.ts)
  *   /etc/nnf-env/nnf-env.conf      the commented example config, never over an edited one
  *
  * all under --destdir when given (staging for packages). Every file is compared before it is
  * written (a second run reports "unchanged" for all), written atomically, and recorded with
  * its hash in <lib>/install-manifest.json; uninstall removes only files still as installed.
  * The plan is a pure function of what is on disk; --dry-run prints it and changes nothing.
+ *
+ * No Flux configuration is written: the job-manager's `plugins` array belongs to the site, and a
+ * conf.d file of ours would replace it whole (etc/nnf-env/flux-job-manager.toml says what to
+ * merge; `nnf-env doctor` checks the live instance).
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -23,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { NnfEnvError, errnoCode } from '../../core/errors.js';
 import { findPackageInfo } from '../../core/package-info.js';
+import type { FluxPaths } from '../flux-instance.js';
 
 export class InstallError extends NnfEnvError {
   readonly exitCode = 1;
@@ -46,6 +54,10 @@ export interface InstallOptions {
   builtSrc?: string;
   /** Node binary the wrappers run. Default: the one running now. */
   nodePath?: string;
+  /** Where Flux wants the scripts and the shell plugin. Default: asked of flux (../flux-instance.ts). */
+  fluxPaths?: FluxPaths;
+  /** Environment of the `flux` commands asked (PATH, FLUX_URI). Default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** One installed file as the manifest records it. Paths are final (without destdir). */
@@ -110,7 +122,7 @@ function shellQuote(s: string): string {
 /** Paths in shipped unit/Flux files name the default prefix; point them at the real one. */
 export function relocate(text: string, prefix: string): string {
   if (prefix === DEFAULT_PREFIX) return text;
-  return text.replace(/\/usr\/local\/(bin\/nnf-env|sbin\/nnf-envd|lib\/nnf-env)(?![\w.-])/g, (_m, rest: string) => `${prefix}/${rest}`);
+  return text.replace(/\/usr\/local\/(bin\/nnf-env|sbin\/nnf-envd|lib\/nnf-env|libexec\/nnf-env)(?![\w.-])/g, (_m, rest: string) => `${prefix}/${rest}`);
 }
 
 async function readIfExists(path: string): Promise<Buffer | null> {
@@ -200,8 +212,8 @@ interface Source {
 }
 
 /** Everything install would write: final paths, modes and contents. */
-export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix' | 'packageRoot' | 'builtSrc' | 'nodePath'>>): Promise<Source[]> {
-  const { prefix, packageRoot, builtSrc, nodePath } = opts;
+export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix' | 'packageRoot' | 'builtSrc' | 'nodePath' | 'fluxPaths'>>): Promise<Source[]> {
+  const { prefix, packageRoot, builtSrc, nodePath, fluxPaths } = opts;
   const lib = `${prefix}/lib/nnf-env`;
   const sources: Source[] = [];
   // The two entry points are executable like npm's bins (tsc keeps their shebang, not the mode).
@@ -223,7 +235,8 @@ export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix
     if (existsSync(join(packageRoot, extra))) await add(`${lib}/${extra}`, 'app', join(packageRoot, extra));
   }
   for (const dir of ['etc', 'systemd']) {
-    for (const rel of await walkFiles(join(packageRoot, dir))) await add(`${lib}/${dir}/${rel}`, 'app', join(packageRoot, dir, rel));
+    // The merge snippet names the perilog command's path: the real prefix.
+    for (const rel of await walkFiles(join(packageRoot, dir))) await add(`${lib}/${dir}/${rel}`, 'app', join(packageRoot, dir, rel), rel === 'nnf-env/flux-job-manager.toml' ? relocated : undefined);
   }
   for (const pkg of await productionPackages(packageRoot)) {
     for (const rel of await walkFiles(join(packageRoot, pkg), (_r, name) => name === '.bin')) {
@@ -244,8 +257,16 @@ export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix
   for (const rel of await walkFiles(join(packageRoot, 'systemd'))) {
     await add(`/etc/systemd/system/${rel}`, 'systemd', join(packageRoot, 'systemd', rel), relocated);
   }
-  for (const rel of await walkFiles(join(packageRoot, 'etc', 'flux'))) {
-    await add(`/etc/flux/${rel}`, 'flux', join(packageRoot, 'etc', 'flux', rel), relocated);
+  const { withFluxDirs } = await import('../flux-instance.js');
+  for (const rel of await walkFiles(join(packageRoot, 'libexec'))) {
+    await add(`${prefix}/libexec/nnf-env/${rel}`, 'bin', join(packageRoot, 'libexec', rel), (b) => Buffer.from(withFluxDirs(relocate(b.toString('utf8'), prefix), fluxPaths), 'utf8'));
+  }
+  // Flux's directories as the instance has them, not /etc/flux by assumption.
+  for (const rel of await walkFiles(join(packageRoot, 'etc', 'flux', 'system'))) {
+    await add(`${fluxPaths.systemDir}/${rel}`, 'flux', join(packageRoot, 'etc', 'flux', 'system', rel), relocated);
+  }
+  for (const rel of await walkFiles(join(packageRoot, 'etc', 'flux', 'shell', 'lua.d'))) {
+    await add(`${fluxPaths.shellLuaDir}/${rel}`, 'flux', join(packageRoot, 'etc', 'flux', 'shell', 'lua.d', rel), relocated);
   }
   const exampleConfig = join(packageRoot, 'etc', 'nnf-env', 'nnf-env.conf');
   if (existsSync(exampleConfig)) {
@@ -307,6 +328,12 @@ async function planInstall(destdir: string, sources: Source[], previous: Manifes
     if (wanted.has(old.path) || old.sha256 === null) continue;
     const current = await readIfExists(under(destdir, old.path));
     if (current === null) continue;
+    if (old.path.endsWith('/conf.d/nnf-env-perilog.toml')) {
+      // Earlier versions dropped this in; removing it would unload perilog.so on the next reload.
+      plan.push({ path: old.path, kind: old.kind, mode: Number.parseInt(old.mode, 8), action: 'keep', sha256: null, track: false,
+        note: 'no longer shipped: its `plugins` array replaces the site\'s; merge etc/nnf-env/flux-job-manager.toml into the site\'s [job-manager] config, then remove it' });
+      continue;
+    }
     const mode = Number.parseInt(old.mode, 8);
     const why = old.path.endsWith('.new') ? 'no longer needed' : 'no longer shipped';
     if (sha256(current) === old.sha256) plan.push({ path: old.path, kind: old.kind, mode, action: 'remove', note: why, sha256: old.sha256 });
@@ -420,12 +447,15 @@ export async function runInstall(opts: InstallOptions = {}): Promise<InstallRepo
   const { packageRoot, builtSrc } = defaultSources(opts);
   const dryRun = opts.dryRun === true;
   const info = findPackageInfo(join(packageRoot, 'package.json'));
-  const sources = await collectSources({ prefix: prefix === '/' ? '' : prefix, packageRoot, builtSrc, nodePath: opts.nodePath ?? process.execPath });
+  const fluxPaths = opts.fluxPaths ?? await (await import('../flux-instance.js')).findFluxPaths({ env: opts.env });
+  const sources = await collectSources({ prefix: prefix === '/' ? '' : prefix, packageRoot, builtSrc, nodePath: opts.nodePath ?? process.execPath, fluxPaths });
   const previous = await readManifest(manifestPath);
   const plan = await planInstall(destdir, sources, previous);
 
   const header = `nnf-env install: prefix ${prefix}${destdir ? `, destdir ${destdir}` : ''}${dryRun ? ' (dry run: nothing is changed)' : ''}`;
-  const lines = [header, ...describePlan(plan, { destdir, lib, dryRun, verbose: opts.verbose === true })];
+  const lines = [header, `flux: scripts in ${fluxPaths.systemDir} (${fluxPaths.sources.systemDir}), shell plugin in ${fluxPaths.shellLuaDir} (${fluxPaths.sources.shellLuaDir})`,
+    ...describePlan(plan, { destdir, lib, dryRun, verbose: opts.verbose === true })];
+  lines.push(`next: merge ${lib}/etc/nnf-env/flux-job-manager.toml into the instance's [job-manager] configuration (keep the site's plugins), flux config reload, then nnf-env doctor`);
   if (!dryRun) {
     const created = new Set<string>(previous?.dirs.filter((d) => existsSync(under(destdir, d))) ?? []);
     for (const f of plan) {
@@ -501,14 +531,30 @@ function addCommonOptions(cmd: Command): Command {
     .option('--prefix <dir>', 'installation prefix for lib/, bin/ and sbin/', DEFAULT_PREFIX)
     .option('--destdir <dir>', 'stage everything under this directory (for packaging); /etc paths too')
     .option('--dry-run', 'print what would be done, change nothing')
-    .option('--verbose', 'list every file of the app, not a summary line');
+    .option('--verbose', 'list every file of the app, not a summary line')
+    .option('--flux-system-dir <dir>', 'where prolog.d/ and epilog.d/ go (default: `flux config builtin confdir`/system)')
+    .option('--flux-lua-dir <dir>', 'the job shell\'s lua.d (default: beside `flux getattr conf.shell_initrc`)');
 }
 
-type CliOptions = { prefix: string; destdir?: string; dryRun?: boolean; verbose?: boolean };
+type CliOptions = { prefix: string; destdir?: string; dryRun?: boolean; verbose?: boolean; fluxSystemDir?: string; fluxLuaDir?: string };
 
-function toInstallOptions(o: CliOptions): InstallOptions {
+async function toInstallOptions(o: CliOptions): Promise<InstallOptions> {
   const opts: InstallOptions = { prefix: o.prefix, dryRun: o.dryRun === true, verbose: o.verbose === true };
   if (o.destdir !== undefined) opts.destdir = o.destdir;
+  if (o.fluxSystemDir !== undefined || o.fluxLuaDir !== undefined) {
+    for (const [flag, v] of [['--flux-system-dir', o.fluxSystemDir], ['--flux-lua-dir', o.fluxLuaDir]] as const) {
+      if (v !== undefined && !isAbsolute(v)) throw new InstallError('INSTALL_BAD_FLUX_DIR', `${flag} ${v} is not an absolute path`, { hint: 'give the directory as the instance has it, e.g. /etc/flux/system' });
+    }
+    const found = await (await import('../flux-instance.js')).findFluxPaths();
+    opts.fluxPaths = {
+      systemDir: o.fluxSystemDir ?? found.systemDir,
+      shellLuaDir: o.fluxLuaDir ?? found.shellLuaDir,
+      sources: {
+        systemDir: o.fluxSystemDir !== undefined ? '--flux-system-dir' : found.sources.systemDir,
+        shellLuaDir: o.fluxLuaDir !== undefined ? '--flux-lua-dir' : found.sources.shellLuaDir,
+      },
+    };
+  }
   return opts;
 }
 
@@ -516,7 +562,7 @@ export function command(): Command {
   return addCommonOptions(new Command('install'))
     .description('install nnf-env: app under PREFIX/lib/nnf-env, PREFIX/bin/nnf-env, PREFIX/sbin/nnf-envd, the systemd unit, the Flux files and /etc/nnf-env/nnf-env.conf (an edited config is never overwritten)')
     .action(async (o: CliOptions) => {
-      const report = await runInstall(toInstallOptions(o));
+      const report = await runInstall(await toInstallOptions(o));
       process.stdout.write(report.lines.join('\n') + '\n');
     });
 }
@@ -525,7 +571,7 @@ export function uninstallCommand(): Command {
   return addCommonOptions(new Command('uninstall'))
     .description('remove what `nnf-env install` put in place (from its manifest); files changed since, and an edited config, stay')
     .action(async (o: CliOptions) => {
-      const report = await runUninstall(toInstallOptions(o));
+      const report = await runUninstall(await toInstallOptions(o));
       process.stdout.write(report.lines.join('\n') + '\n');
     });
 }

@@ -1,7 +1,8 @@
 /**
  * `nnf-env prolog`: the Flux job-manager prolog (per-rank, as root, on every node of every job).
  * Asks nnf-envd to track the job (FLUX_JOB_ID in any encoding, FLUX_JOB_USERID) and waits
- * until its environment is final or PROLOG_TIMEOUT passes. One line to stderr (the journal).
+ * until its environment is final or PROLOG_TIMEOUT passes. One line: on stdout when all is well
+ * for the node, on stderr for a node problem (perilog logs stdout at LOG_INFO, stderr at LOG_ERR).
  *
  * A failing per-rank prolog drains the node, so problems of the user's job (workflow Error,
  * unreachable ports, rejected variables, no workflow) always exit 0: the job-shell plugin tells
@@ -23,6 +24,8 @@ export interface PrologOutcome {
   /** What the log line says after the workflow name. */
   result: string;
   exitCode: 0 | 1;
+  /** A node problem (the admin's to look at): the line goes to stderr. */
+  problem?: boolean;
 }
 
 /** The job's final status -> log text; always exit 0 (user-job problems never fail the prolog). */
@@ -48,14 +51,17 @@ export function describeFinal(status: JobStatus): string {
 /** A node-side problem -> log text and exit code by policy. */
 export function nodeErrorOutcome(problem: string, policy: NodeErrorPolicy): PrologOutcome {
   return policy === 'fail'
-    ? { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=fail: failing the prolog, Flux drains this node)`, exitCode: 1 }
-    : { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=pass: the job runs without its nnf-env variables)`, exitCode: 0 };
+    ? { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=fail: failing the prolog, Flux drains this node)`, exitCode: 1, problem: true }
+    : { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=pass: the job runs without its nnf-env variables)`, exitCode: 0, problem: true };
 }
 
 async function prologAction(opts: { config?: string }): Promise<void> {
   const started = performance.now();
-  const { line, exitCode } = await runProlog({ env: process.env, configFile: opts.config, started });
-  process.stderr.write(line + '\n');
+  const { line, exitCode, problem } = await runProlog({ env: process.env, configFile: opts.config, started });
+  // Flux's perilog logs stderr at LOG_ERR: only node problems go there, so that `flux dmesg`
+  // (and the journal's priority) shows an error only where an admin has something to do.
+  // A user's failed workflow is the user's to hear about (the shell plugin), not an error here.
+  (problem ? process.stderr : process.stdout).write(line + '\n');
   process.exitCode = exitCode;
 }
 
@@ -150,7 +156,7 @@ export interface PrologRun {
 }
 
 /** Runs the prolog; never throws: every failure becomes the log line and an exit code. */
-export async function runProlog(run: PrologRun): Promise<{ line: string; exitCode: 0 | 1 }> {
+export async function runProlog(run: PrologRun): Promise<{ line: string; exitCode: 0 | 1; problem: boolean }> {
   let job: PerilogJob | null = null;
   let settings: NodeSettings | null = null;
   let status: JobStatus | null = null;
@@ -160,7 +166,7 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
     settings = await loadNodeSettings(run.env, run.configFile);
   } catch (err) {
     outcome = nodeErrorOutcome(messageOf(err), await policyWithoutConfig(run.env, run.configFile));
-    return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode };
+    return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode, problem: true };
   }
   try {
     const client = await import('../../api/client.js');
@@ -189,7 +195,7 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
       outcome.result += `; ${await warnJobShell(run.env, settings, job.id)}`;
     }
   }
-  return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode };
+  return { line: await logLine('prolog', job, settings, status, outcome.result, run.started), exitCode: outcome.exitCode, problem: outcome.problem === true };
 }
 
 /**

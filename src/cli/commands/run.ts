@@ -20,7 +20,7 @@ const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SI
 export function command(): Command {
   return new Command('run')
     .description('run a command with the job\'s nnf-env variables in its environment')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     // Options after the command name are the command's: `nnf-env run sh -c 'echo $DW_JOBS'`
     // (`--` before it still works). Needs enablePositionalOptions on the root (../nnf-env.ts).
     .passThroughOptions()

@@ -5,7 +5,7 @@ import type { JobStatus, PortResult } from '../../contract/job-status.js';
 export function command(): Command {
   return new Command('show')
     .description('show the job\'s nnf-env state: phase, variables and port results')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--json', 'print JSON: {"status": <status file>, "variables": {...}}')
     .action(async (opts: { job?: string; json?: boolean }) => {
       const ctx = await import('../job-context.js');

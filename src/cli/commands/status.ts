@@ -57,6 +57,11 @@ export function statusFields(s: Obj): Array<[string, string]> {
     const by = isObj(j.byPhase) ? Object.entries(j.byPhase).filter(([, n]) => n !== 0).map(([p, n]) => `${p} ${String(n)}`).join(', ') : '';
     rows.push(['jobs', `${str(j.total) ?? '?'}${by ? ` (${by})` : ''}`]);
   }
+  const p = take('profiles');
+  if (isObj(p)) {
+    rows.push(['profiles', `${str(p.count) ?? '0'} in ${str(p.namespace) ?? '?'}${str(p.apiVersion) ? ` (nnf.cray.hpe.com/${str(p.apiVersion)})` : ''}${p.synced === true ? '' : ' (not synced)'}`]);
+    if (isObj(p.error)) rows.push(['profiles error', `${str(p.error.code) ?? ''}: ${str(p.error.message) ?? ''}`]);
+  }
   for (const [k, v] of Object.entries(s)) if (!used.has(k)) rows.push([k, isObj(v) || Array.isArray(v) ? JSON.stringify(v) : String(v)]);
   return rows;
 }
@@ -69,6 +74,13 @@ export function jobRows(jobs: readonly JobStatus[]): string[][] {
     const wf = j.workflow ? `${j.workflow.namespace}/${j.workflow.name}${j.workflow.state ? ` (${j.workflow.state})` : ''}` : '-';
     return [j.job.id, String(j.job.userID), j.phase, wf, String(j.variables.length), ports, j.error ? `${j.error.code}: ${j.error.message}` : ''];
   });
+}
+
+/** Jobs of this node whose workflow failed, with DWS's message: what Flux's exception told the user. */
+export function failedWorkflowLines(jobs: readonly JobStatus[]): string[] {
+  return jobs
+    .filter((j) => j.workflow?.status === 'Error')
+    .map((j) => `job ${j.job.id} (user ${j.job.userID}): workflow ${j.workflow!.namespace}/${j.workflow!.name} failed in ${j.workflow!.state ?? '?'}: ${j.workflow!.message || '(no message)'}`);
 }
 
 export function command(): Command {
@@ -88,6 +100,8 @@ export function command(): Command {
       const { formatFields, formatTable } = await import('../table.js');
       let out = formatFields(statusFields(status));
       out += jobs.length === 0 ? '\nno jobs tracked\n' : '\n' + formatTable(['JOB', 'USER', 'PHASE', 'WORKFLOW', 'VARS', 'PORTS', 'ERROR'], jobRows(jobs));
+      const failed = failedWorkflowLines(jobs);
+      if (failed.length > 0) out += `\nfailed workflows (Flux raised the job exception; nnf-env adds none):\n${failed.map((l) => `  ${l}\n`).join('')}`;
       process.stdout.write(out);
     });
 }

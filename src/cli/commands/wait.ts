@@ -16,6 +16,7 @@ import { Command } from 'commander';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { FINAL_PHASES, type JobStatus } from '../../contract/job-status.js';
+import { exitCodesHelp } from '../exit-codes.js';
 
 const SAFETY_RECHECK_MS = 2000;
 const POLL_MS = 250;
@@ -82,10 +83,10 @@ export function watchForChanges(file: string): ChangeSignal {
 export function command(): Command {
   return new Command('wait')
     .description('wait until the job\'s nnf-env variables are delivered (and, with --ports, its container ports reachable from here)')
-    .option('--job <id>', 'job id (default: $FLUX_JOB_ID, else $NNF_ENV_JOB_ID)')
+    .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--timeout <duration>', 'give up after this long', '10m')
     .option('--ports', 'then wait until the container ports accept connections from this node')
-    .addHelpText('after', '\nExit codes: 0 delivered (and ports reachable), 1 ports unreachable (or nnf-envd was not running here at job start), 2 no/bad job id, 3 timed out, 4 workflow failed, 5 no workflow, 6 another user\'s job.')
+    .addHelpText('after', '\n' + exitCodesHelp({ 0: 'delivered (and ports reachable)', 1: 'ports unreachable (or nnf-envd was not running here at job start)', 3: 'timed out' }))
     .action(async (opts: { job?: string; timeout: string; ports?: boolean }) => {
       const ctx = await import('../job-context.js');
       const timeoutMs = await ctx.parseDurationMs(opts.timeout);

@@ -12,9 +12,12 @@
 -- open). A bad line is reported with shell.log_error and skipped; nothing
 -- here can fail the shell (everything runs under pcall).
 --
--- Jobs dir: /run/nnf-env/jobs, overridden by NNF_ENV_JOBS_DIR in the job's
--- environment, else by NNF_ENV_PLUGIN_CONFIG.jobs_dir (a global table a site
--- initrc or a test may set before this file is sourced).
+-- Jobs dir: RUNTIME_DIR/jobs, RUNTIME_DIR as nnf-envd has it: from
+-- NNF_ENV_RUNTIME_DIR, else from the RUNTIME_DIR line of nnf-envd's config
+-- file (NNF_ENV_CONFIG, else /etc/nnf-env/nnf-env.conf), else /run/nnf-env.
+-- NNF_ENV_JOBS_DIR in the job's environment, or NNF_ENV_PLUGIN_CONFIG.jobs_dir
+-- (a global table a site initrc or a test may set before this file is
+-- sourced; .config_file names another config file), override all of it.
 --
 -- Portable to Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT: no integer division, no
 -- bitwise operators, no goto, no utf8 library, no string.pack, and no
@@ -22,7 +25,10 @@
 -- only to 2^53): a decimal id is turned into base58 by long division on its
 -- decimal digit string.
 
-local DEFAULT_JOBS_DIR = "/run/nnf-env/jobs"
+local DEFAULT_RUNTIME_DIR = "/run/nnf-env"
+local DEFAULT_CONFIG_FILE = "/etc/nnf-env/nnf-env.conf"
+-- A config file is small; anything larger is not one.
+local MAX_CONFIG_BYTES = 1024 * 1024
 -- nnf-envd caps env files far below this (ENV_MAX_TOTAL_BYTES <= 64 MiB).
 local MAX_FILE_BYTES = 64 * 1024 * 1024 + 65536
 -- Bad lines reported one by one before the rest are only counted.
@@ -240,14 +246,67 @@ local function shell_rank()
     return nil
 end
 
+-- The value of KEY in a dotenv config file, as nnf-envd reads it (last line
+-- wins; `export `, '...' / "..." quotes and trailing " #" comments allowed).
+-- Returns value, or nil (no such line), or nil + message.
+function M.config_value(content, key)
+    local value
+    for line in content:gmatch("[^\n]*") do
+        line = line:match("^%s*(.-)%s*$")
+        local k, rest = line:match("^export%s+([%w_]+)%s*=%s*(.*)$")
+        if not k then k, rest = line:match("^([%w_]+)%s*=%s*(.*)$") end
+        if k == key then
+            local q = rest:sub(1, 1)
+            if q == "'" or q == '"' then
+                local v = rest:match("^" .. q .. "([^" .. q .. "]*)" .. q .. "%s*$")
+                    or rest:match("^" .. q .. "([^" .. q .. "]*)" .. q .. "%s+#")
+                if not v then return nil, key .. ": unterminated quote" end
+                value = v
+            else
+                value = rest:gsub("%s+#.*$", ""):match("^(.-)%s*$")
+            end
+        end
+    end
+    return value
+end
+
+local function usable_dir(dir)
+    return type(dir) == "string" and dir:sub(1, 1) == "/" and not dir:find("%c")
+end
+
+-- RUNTIME_DIR from nnf-envd's config file, or nil (no file, no line) + message.
+local function runtime_dir_from_config(conf)
+    local file = shell.getenv("NNF_ENV_CONFIG")
+    if file == nil or file == "" then
+        file = type(conf.config_file) == "string" and conf.config_file or DEFAULT_CONFIG_FILE
+    end
+    local f = io.open(file, "rb")
+    if not f then return nil end              -- no config file: the default, as nnf-envd
+    local content = f:read(MAX_CONFIG_BYTES)
+    f:close()
+    if content == nil then return nil end
+    local dir, err = M.config_value(content, "RUNTIME_DIR")
+    if err then return nil, file .. ": " .. err end
+    if dir == nil or dir == "" then return nil end
+    if not usable_dir(dir) then return nil, file .. ": RUNTIME_DIR is not an absolute path" end
+    return dir
+end
+
 local function jobs_dir(conf)
     local dir = shell.getenv("NNF_ENV_JOBS_DIR")
     if dir ~= nil and dir ~= "" then
-        if dir:sub(1, 1) == "/" and not dir:find("[%c]") then return dir end
+        if usable_dir(dir) then return dir end
         log_error("ignoring NNF_ENV_JOBS_DIR: not an absolute path")
     end
     if type(conf.jobs_dir) == "string" and conf.jobs_dir ~= "" then return conf.jobs_dir end
-    return DEFAULT_JOBS_DIR
+    local rd = shell.getenv("NNF_ENV_RUNTIME_DIR")
+    if rd ~= nil and rd ~= "" then
+        if usable_dir(rd) then return (rd:gsub("/+$", "")) .. "/jobs" end
+        log_error("ignoring NNF_ENV_RUNTIME_DIR: not an absolute path")
+    end
+    local from_file, err = runtime_dir_from_config(conf)
+    if err then log_error("ignoring " .. err) end
+    return ((from_file or DEFAULT_RUNTIME_DIR):gsub("/+$", "")) .. "/jobs"
 end
 
 -- Returns content, or nil when there is no file, or nil + message.
