@@ -30,9 +30,9 @@ import { lstat, mkdir, readFile, readdir, realpath, rm, rmdir, stat, unlink } fr
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { NnfEnvError, errnoCode } from '../../core/errors.js';
+import { NnfEnvError, errnoCode, isNnfEnvError } from '../../core/errors.js';
 import { findPackageInfo } from '../../core/package-info.js';
-import { AtomicWriteError, syncDirectory, writeFileAtomic } from '../../fs/atomic-file.js';
+import { syncDirectory, writeFileAtomic, type AtomicWriteError } from '../../fs/atomic-file.js';
 import type { FluxPaths } from '../flux-instance.js';
 
 export class InstallError extends NnfEnvError {
@@ -399,7 +399,8 @@ async function explained<T>(path: string, what: string, op: () => Promise<T>): P
   try {
     return await op();
   } catch (err) {
-    const code = err instanceof AtomicWriteError ? err.errno : errnoCode(err);
+    // The writer's errors carry the system error as errno (theirs `code` says what failed).
+    const code = isNnfEnvError(err) ? (err as Partial<AtomicWriteError>).errno : errnoCode(err);
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
       throw new InstallError('INSTALL_PERMISSION', `cannot ${what} ${path}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}`, {
         hint: 'run as root, or stage the files with --destdir DIR',
