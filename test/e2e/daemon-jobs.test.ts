@@ -76,8 +76,9 @@ for (const backend of await backends()) {
       t.equal(st.gid, 65534, 'primary gid of nobody from /etc/passwd (the workflow\'s group is not trusted)');
     });
 
-    t.test('workflow token, rejected variables', async (t) => {
-      const h = await startHarness({ backend, sim: { controllers: false } });
+    // The shipped RBAC grants no Secrets (WORKFLOW_TOKEN is off by default; a site that turns it on adds the rule).
+    t.test('workflow token (WORKFLOW_TOKEN=true), rejected variables', { skip: backend === 'real' && 'the shipped RBAC grants no Secrets: WORKFLOW_TOKEN needs a rule of its own' }, async (t) => {
+      const h = await startHarness({ backend, sim: { controllers: false }, config: { WORKFLOW_TOKEN: 'true' } });
       t.teardown(() => h.close());
       const id = newJobId();
       // Names of their own: on the real backend the harnesses of this file share one server.
@@ -89,7 +90,9 @@ for (const backend of await backends()) {
         NNF_NL: 'a\nb',
         DW_BOTH: `it's "$HOME"`,
         'DW_BAD-NAME': 'x',
-        NNF_LOCAL_RABBIT: 'spoofed',
+        // The old per-node name, now an ordinary NNF_ variable; the new one is reserved.
+        NNF_LOCAL_RABBIT: 'from-the-workflow',
+        NNF_ENV_LOCAL_RABBIT: 'spoofed',
       }, { workflowToken: { secretName: `tok-${id}`, secretNamespace: 'default' } }));
       await trackJob(h.socketPath, id.toString(), 1050);
       const st = await getJob(h.socketPath, id.toString(), { wait: true, timeoutMs: 10_000 });
@@ -97,10 +100,11 @@ for (const backend of await backends()) {
       const { vars, facts } = parseEnvFileWithFacts(await readFile(h.files(id).env, 'utf8'), 'env');
       t.equal(vars.DW_WORKFLOW_TOKEN, 's3cr3t-token', 'token from the secret');
       t.equal(vars.DW_JOB_ok, '/mnt/nnf/ok');
-      t.equal(vars.NNF_LOCAL_RABBIT, 'rabbit-sim', 'per-node variables override the workflow');
+      t.equal(vars.NNF_ENV_LOCAL_RABBIT, 'rabbit-sim', 'a workflow cannot set the per-node variables');
+      t.equal(vars.NNF_LOCAL_RABBIT, 'from-the-workflow', 'a name in nnf-sos\'s NNF_ namespace is the workflow\'s, never shadowed');
       for (const n of ['LD_PRELOAD', 'PATH', 'NNF_NL', 'DW_BOTH', 'DW_BAD-NAME']) t.notOk(n in vars, `${n} not written`);
       const reasons = Object.fromEntries(st.rejected.map((r) => [r.name, r.reason]));
-      t.same(reasons, { LD_PRELOAD: 'prefix-not-allowed', PATH: 'prefix-not-allowed', NNF_NL: 'control-character', DW_BOTH: 'unrepresentable', 'DW_BAD-NAME': 'invalid-name' });
+      t.same(reasons, { LD_PRELOAD: 'prefix-not-allowed', PATH: 'prefix-not-allowed', NNF_NL: 'control-character', DW_BOTH: 'unrepresentable', 'DW_BAD-NAME': 'invalid-name', NNF_ENV_LOCAL_RABBIT: 'reserved-name' });
       t.ok(st.variables.includes('DW_WORKFLOW_TOKEN'), 'the token is listed by name');
       const statusText = await readFile(h.files(id).status, 'utf8');
       t.notMatch(statusText, /s3cr3t/, 'the token value is not in the status file');
@@ -116,8 +120,8 @@ for (const backend of await backends()) {
       t.match(st2.warnings?.join(' '), /workflow token secret default\/missing unavailable/);
     });
 
-    t.test('WORKFLOW_TOKEN=false keeps the token out', async (t) => {
-      const h = await startHarness({ backend, sim: { controllers: false }, config: { WORKFLOW_TOKEN: 'false' } });
+    t.test('WORKFLOW_TOKEN is off by default: the token stays out', async (t) => {
+      const h = await startHarness({ backend, sim: { controllers: false } });
       t.teardown(() => h.close());
       const id = newJobId();
       await h.cluster.create(SECRETS, { metadata: { name: `tok-${id}`, namespace: 'default' }, data: { token: Buffer.from('zzz').toString('base64') } });
