@@ -321,14 +321,15 @@ t.test('the Flux scripts in etc/flux/system/{prolog,epilog}.d', async (t) => {
     // The script with the binary replaced by a stub that records its arguments and fails.
     const stub = join(sb.root, `stub-${which}`);
     const record = join(sb.root, `args-${which}`);
-    await writeFile(stub, `#!/bin/sh\necho "$@" > ${record}\nexit 3\n`);
+    await writeFile(stub, `#!/bin/sh\necho "$@" > ${record}\necho "\${NODE_EXTRA_CA_CERTS-unset}" > ${record}.ca\nexit 3\n`);
     await chmod(stub, 0o755);
     const script = join(sb.root, `${which}.sh`);
     await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
     // No runtime directory: the epilog cannot tell from files (never from this machine's /run).
     const noRun = { NNF_ENV_RUNTIME_DIR: join(sb.root, 'absent') };
-    const r = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58, ...noRun });
+    const r = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58, NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', ...noRun });
     t.equal((await readFile(record, 'utf8')).trim(), which, `${which}: runs nnf-env ${which}`);
+    t.equal((await readFile(`${record}.ca`, 'utf8')).trim(), 'unset', `${which}: Node is not made to parse a CA bundle it does not use`);
     t.equal(r.code, which === 'prolog' ? 3 : 0, which === 'prolog' ? 'prolog: its exit code' : 'epilog: always 0');
     // Not installed: say so, exit 0 (a broken install must not drain the cluster).
     await writeFile(script, source.replace('/usr/local/bin/nnf-env', join(sb.root, 'missing')), { mode: 0o755 });
