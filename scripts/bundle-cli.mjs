@@ -6,6 +6,11 @@
  *
  *   node scripts/bundle-cli.mjs [BUILD_DIR]     default dist (a private .build/NAME works too)
  *
+ * It also writes the standalone bundles that the packages and `nnf-env install` ship, every npm
+ * package inlined, nothing needed beside them but node:
+ *   standalone/nnf-env.cjs    every command of nnf-env (installed as /usr/bin/nnf-env)
+ *   standalone/nnf-envd.cjs   the daemon (installed as /usr/sbin/nnf-envd)
+ *
  * CommonJS on purpose: esbuild turns each inlined module's imports into require() calls inside
  * that module's lazy initialiser, so npm packages and node builtins load only when a path needs
  * them; an ES module bundle would hoist them all to the top. The bundle sits in the same
@@ -13,42 +18,88 @@
  * commands, package.json, node_modules) stays the same.
  */
 import { build } from 'esbuild';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const buildDir = resolve(process.argv[2] ?? 'dist');
 const binDir = resolve(buildDir, 'src', 'bin');
+const standaloneDir = resolve(buildDir, 'standalone');
+const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
 
 // The one command table decides what is inlined: the bundle's entry registers the hot modules
 // (literal imports, so that esbuild inlines them) and runs main().
 const { COMMANDS } = await import(pathToFileURL(resolve(binDir, 'command-table.js')).href);
 const hot = [...new Set(COMMANDS.filter((c) => c.fast).map((c) => c.module))];
-const contents = [
-  "import { main, registerInlined } from './nnf-env.js';",
-  `registerInlined({ ${hot.map((m) => `${JSON.stringify(m)}: () => import(${JSON.stringify(m + '.js')})`).join(', ')} });`,
-  'void main(process.argv.slice(2));',
-].join('\n');
 
-const result = await build({
-  stdin: { contents, resolveDir: binDir, sourcefile: 'nnf-env-bundle-entry.js', loader: 'js' },
-  outfile: resolve(binDir, 'nnf-env.cjs'),
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  // npm packages stay require()d from node_modules, as with the unbundled build.
-  packages: 'external',
-  // import.meta does not exist in CommonJS: the bundle's own URL, which is the compiled
-  // entry's directory (see above).
-  define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true' },
-  banner: { js: "#!/usr/bin/env node\nconst __nnfEnvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-  legalComments: 'none',
-  logLevel: 'warning',
-});
+const entries = {
+  // The hot commands inlined, the others left as ES modules beside the bundle (dev tree, npm).
+  nnfEnvDev: entryOf("import { main, registerInlined } from './nnf-env.js';", hot, 'void main(process.argv.slice(2));'),
+  // Every command inlined.
+  nnfEnv: entryOf("import { main, registerInlined } from './nnf-env.js';", [...new Set(COMMANDS.map((c) => c.module))], 'void main(process.argv.slice(2));'),
+  nnfEnvd: [
+    "import { run, registerInlinedDaemon } from './nnf-envd.js';",
+    "registerInlinedDaemon(() => import('../daemon/main.js'));",
+    'run();',
+  ].join('\n'),
+};
 
-// Warnings mean the bundle may behave unlike the ES modules (e.g. an import.meta property other
-// than url is undefined in CommonJS): fail the build instead of shipping that.
-if (result.warnings.length > 0) {
-  console.error(`bundle-cli: ${result.warnings.length} warning(s) above; the nnf-env bundle must build cleanly`);
-  process.exit(1);
+function entryOf(head, modules, tail) {
+  return [head, `registerInlined({ ${modules.map((m) => `${JSON.stringify(m)}: () => import(${JSON.stringify(m + '.js')})`).join(', ')} });`, tail].join('\n');
 }
+
+/**
+ * `createRequire(import.meta.url)('pkg')` (how the ES modules load a CommonJS package only when
+ * a path needs it) becomes a plain require('pkg'), which esbuild follows and inlines; the
+ * require still runs only there.
+ */
+const literalRequires = {
+  name: 'literal-requires',
+  setup(b) {
+    b.onLoad({ filter: /\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes('createRequire(import.meta.url)(')) return undefined;
+      return { contents: text.replace(/createRequire\(import\.meta\.url\)\(/g, 'require('), loader: 'js' };
+    });
+  },
+};
+
+async function bundle(name, contents, outfile, standalone) {
+  const result = await build({
+    stdin: { contents, resolveDir: binDir, sourcefile: `${name}-bundle-entry.js`, loader: 'js' },
+    outfile,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    ...(standalone
+      ? {
+          // ws's optional native helpers stay optional (ws falls back to JavaScript without them).
+          external: ['bufferutil', 'utf-8-validate'],
+          plugins: [literalRequires],
+          define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true', __NNF_ENV_VERSION__: JSON.stringify(version) },
+        }
+      : {
+          // npm packages stay require()d from node_modules, as with the unbundled build.
+          packages: 'external',
+          define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true' },
+        }),
+    // import.meta does not exist in CommonJS: the bundle's own URL, which for the dev bundle is
+    // the compiled entry's directory (see above).
+    banner: { js: "#!/usr/bin/env node\nconst __nnfEnvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  // Warnings mean the bundle may behave unlike the ES modules (e.g. an import.meta property other
+  // than url is undefined in CommonJS): fail the build instead of shipping that.
+  if (result.warnings.length > 0) {
+    console.error(`bundle-cli: ${result.warnings.length} warning(s) above; ${outfile} must build cleanly`);
+    process.exit(1);
+  }
+  await chmod(outfile, 0o755);
+}
+
+await bundle('nnf-env', entries.nnfEnvDev, resolve(binDir, 'nnf-env.cjs'), false);
+await mkdir(standaloneDir, { recursive: true });
+await bundle('nnf-env', entries.nnfEnv, resolve(standaloneDir, 'nnf-env.cjs'), true);
+await bundle('nnf-envd', entries.nnfEnvd, resolve(standaloneDir, 'nnf-envd.cjs'), true);

@@ -52,13 +52,19 @@ export interface CrdDefinition {
   file: string;
 }
 
-/** etc/kubernetes/crds of the nnf-env package this file belongs to (checkout, dist/ or install). */
+/**
+ * etc/kubernetes/crds of the nnf-env package this file belongs to (checkout, dist/), else, for
+ * a bundle installed as PREFIX/bin/nnf-env (the packages, `nnf-env install`), PREFIX/share/nnf-env/crds.
+ */
 export function defaultCrdDir(fromFile: string = fileURLToPath(import.meta.url)): string {
   for (let dir = dirname(fromFile); ; dir = dirname(dir)) {
     const candidate = join(dir, 'etc', 'kubernetes', 'crds');
     if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) throw new CrdFileError(fromFile, 'no etc/kubernetes/crds found in any directory above it');
+    if (dirname(dir) === dir) break;
   }
+  const shared = join(dirname(dirname(fromFile)), 'share', 'nnf-env', 'crds');
+  if (existsSync(shared)) return shared;
+  throw new CrdFileError(fromFile, `no etc/kubernetes/crds found in any directory above it, nor ${shared}`);
 }
 
 function str(v: unknown, file: string, what: string): string {
