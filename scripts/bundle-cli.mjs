@@ -77,6 +77,10 @@ async function bundle(name, contents, outfile, standalone) {
           // ws's optional native helpers stay optional (ws falls back to JavaScript without them).
           external: ['bufferutil', 'utf-8-validate'],
           plugins: [literalRequires],
+          // Smaller source for V8 to hold and pre-parse (the daemon's RSS, the prolog's start-up);
+          // names are kept, so stack traces still say which function.
+          minifyWhitespace: true,
+          minifySyntax: true,
           define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true', __NNF_ENV_VERSION__: JSON.stringify(version) },
         }
       : {
