@@ -8,8 +8,13 @@
  *
  * It also writes the standalone bundles that the packages and `nnf-env install` ship, every npm
  * package inlined, nothing needed beside them but node:
- *   standalone/nnf-env.cjs    every command of nnf-env (installed as /usr/bin/nnf-env)
- *   standalone/nnf-envd.cjs   the daemon (installed as /usr/sbin/nnf-envd)
+ *   standalone/nnf-env.cjs            the entry and the hot commands (installed as /usr/bin/nnf-env)
+ *   standalone/nnf-env-commands.cjs   every other command, required when one runs
+ *                                     (installed as /usr/lib/nnf-env/nnf-env-commands.cjs)
+ *   standalone/nnf-envd.cjs           the daemon (installed as /usr/sbin/nnf-envd)
+ * Two files for nnf-env because V8 reads every byte of a script it loads: the prolog, on every
+ * node of every job, pays for the hot commands only (one file with all of them cost the
+ * `--version` path about 50 % more CPU).
  *
  * CommonJS on purpose: esbuild turns each inlined module's imports into require() calls inside
  * that module's lazy initialiser, so npm packages and node builtins load only when a path needs
@@ -31,12 +36,26 @@ const { version } = JSON.parse(await readFile(new URL('../package.json', import.
 // (literal imports, so that esbuild inlines them) and runs main().
 const { COMMANDS } = await import(pathToFileURL(resolve(binDir, 'command-table.js')).href);
 const hot = [...new Set(COMMANDS.filter((c) => c.fast).map((c) => c.module))];
+const cold = [...new Set(COMMANDS.map((c) => c.module))].filter((m) => !hot.includes(m));
 
 const entries = {
   // The hot commands inlined, the others left as ES modules beside the bundle (dev tree, npm).
   nnfEnvDev: entryOf("import { main, registerInlined } from './nnf-env.js';", hot, 'void main(process.argv.slice(2));'),
-  // Every command inlined.
-  nnfEnv: entryOf("import { main, registerInlined } from './nnf-env.js';", [...new Set(COMMANDS.map((c) => c.module))], 'void main(process.argv.slice(2));'),
+  // The hot commands inlined; the others from nnf-env-commands.cjs, beside it (dist/standalone)
+  // or in ../lib/nnf-env (installed), loaded when one runs.
+  nnfEnv: entryOf("import { main, registerInlined } from './nnf-env.js';\nimport { NnfEnvError } from '../core/errors.js';", hot, [
+    `const cold = ${JSON.stringify(cold)};`,
+    'function loadCold(module) {',
+    "  const { dirname, join } = require('node:path');",
+    "  const candidates = [join(dirname(__filename), 'nnf-env-commands.cjs'), join(dirname(__filename), '..', 'lib', 'nnf-env', 'nnf-env-commands.cjs')];",
+    "  const file = candidates.find((f) => require('node:fs').existsSync(f));",
+    "  if (file === undefined) throw new NnfEnvError('COMMAND_UNAVAILABLE', `this command's code is missing: none of ${candidates.join(', ')} exists`, { hint: 'reinstall nnf-env' });",
+    "  return require('node:module').createRequire(__filename)(file).modules[module]();",
+    '}',
+    'registerInlined(Object.fromEntries(cold.map((m) => [m, () => loadCold(m)])));',
+    'void main(process.argv.slice(2));',
+  ].join('\n')),
+  nnfEnvCommands: `export const modules = { ${cold.map((m) => `${JSON.stringify(m)}: () => import(${JSON.stringify(m + '.js')})`).join(', ')} };`,
   nnfEnvd: [
     "import { run, registerInlinedDaemon } from './nnf-envd.js';",
     "registerInlinedDaemon(() => import('../daemon/main.js'));",
@@ -64,7 +83,7 @@ const literalRequires = {
   },
 };
 
-async function bundle(name, contents, outfile, standalone) {
+async function bundle(name, contents, outfile, standalone, mode = 0o755) {
   const result = await build({
     stdin: { contents, resolveDir: binDir, sourcefile: `${name}-bundle-entry.js`, loader: 'js' },
     outfile,
@@ -100,10 +119,11 @@ async function bundle(name, contents, outfile, standalone) {
     console.error(`bundle-cli: ${result.warnings.length} warning(s) above; ${outfile} must build cleanly`);
     process.exit(1);
   }
-  await chmod(outfile, 0o755);
+  await chmod(outfile, mode);
 }
 
 await bundle('nnf-env', entries.nnfEnvDev, resolve(binDir, 'nnf-env.cjs'), false);
 await mkdir(standaloneDir, { recursive: true });
 await bundle('nnf-env', entries.nnfEnv, resolve(standaloneDir, 'nnf-env.cjs'), true);
+await bundle('nnf-env-commands', entries.nnfEnvCommands, resolve(standaloneDir, 'nnf-env-commands.cjs'), true, 0o644);
 await bundle('nnf-envd', entries.nnfEnvd, resolve(standaloneDir, 'nnf-envd.cjs'), true);

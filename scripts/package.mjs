@@ -6,7 +6,8 @@
  *
  * Both are staged by `nnf-env install` itself (prefix /usr, Flux's default /etc/flux paths,
  * node at /usr/bin/node as the distributions' nodejs packages put it), so a package holds
- * exactly the files install would put on a node: the two standalone bundles, the systemd unit
+ * exactly the files install would put on a node: the standalone bundles (the two bins and
+ * /usr/lib/nnf-env/nnf-env-commands.cjs, the commands that are not hot), the systemd unit
  * (moved to /usr/lib/systemd/system, where packaged units go), the Flux prolog/epilog scripts
  * and shell plugin, the perilog command, CRDs, RBAC example and merge snippet under
  * /usr/share/nnf-env, and /etc/nnf-env/nnf-env.conf as a configuration file the package
@@ -16,7 +17,7 @@
  * Tools: dpkg-deb (dpkg) and rpmbuild (Debian's `rpm` package builds RPMs too).
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -70,9 +71,8 @@ async function stage(root) {
     nodePath: '/usr/bin/node',
     fluxPaths: { systemDir: '/etc/flux/system', shellLuaDir: '/etc/flux/shell/lua.d', sources: { systemDir: 'package default', shellLuaDir: 'package default' } },
   });
-  // The package manager tracks the files: no install manifest (nor the lib/nnf-env it lives in).
+  // The package manager tracks the files: no install manifest.
   await rm(join(root, 'usr', 'lib', 'nnf-env', MANIFEST_NAME));
-  await rmdir(join(root, 'usr', 'lib', 'nnf-env'));
   await mkdir(join(root, 'usr', 'lib', 'systemd', 'system'), { recursive: true });
   await rename(join(root, 'etc', 'systemd', 'system', 'nnf-envd.service'), join(root, 'usr', 'lib', 'systemd', 'system', 'nnf-envd.service'));
   await rm(join(root, 'etc', 'systemd'), { recursive: true });

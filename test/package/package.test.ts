@@ -26,6 +26,7 @@ async function expectedFiles(): Promise<Record<string, number>> {
   const files: Record<string, number> = {
     '/usr/bin/nnf-env': 0o755,
     '/usr/sbin/nnf-envd': 0o755,
+    '/usr/lib/nnf-env/nnf-env-commands.cjs': 0o644,
     '/usr/lib/systemd/system/nnf-envd.service': 0o644,
     '/usr/libexec/nnf-env/flux-perilog': 0o755,
     '/etc/flux/system/prolog.d/nnf-env': 0o755,
@@ -102,7 +103,7 @@ async function packageTests(): Promise<void> {
     const flags = run('rpm', ['-qp', '--qf', '[%{FILENAMES} %{FILEFLAGS}\\n]', rpm]).trim().split('\n');
     t.ok(flags.includes(`${CONFIG} 17`), 'the config file is %config(noreplace)');
     t.same(dump.filter((e) => (e.mode & 0o170000) === 0o040000).map((e) => e.path).sort(),
-      ['/etc/nnf-env', '/usr/libexec/nnf-env', '/usr/share/nnf-env', '/usr/share/nnf-env/crds'], 'owns its own directories, not /usr or /etc/flux');
+      ['/etc/nnf-env', '/usr/lib/nnf-env', '/usr/libexec/nnf-env', '/usr/share/nnf-env', '/usr/share/nnf-env/crds'], 'owns its own directories, not /usr or /etc/flux');
     t.ok(run('rpm', ['-qlp', rpm]).split('\n').every((p) => !p.includes('node_modules')), 'rpm -qlp: no node_modules');
     const requires = run('rpm', ['-qp', '--requires', rpm]).trim().split('\n').filter((r) => !r.startsWith('rpmlib('));
     t.same([...new Set(requires)].sort(), ['/bin/sh', 'nodejs >= 20']);
@@ -128,6 +129,7 @@ async function packageTests(): Promise<void> {
     t.equal((await readFile(join(root, 'usr/bin/nnf-env'), 'utf8')).split('\n')[0], '#!/usr/bin/node');
     t.equal(run(process.execPath, [join(root, 'usr/bin/nnf-env'), '--version']).trim(), version, 'version from the bundle (no package.json beside it)');
     t.equal(run(process.execPath, [join(root, 'usr/sbin/nnf-envd'), '--version']).trim(), version);
+    t.equal(run(process.execPath, [join(root, 'usr/bin/nnf-env'), 'jobid', '--to', 'dec', 'f2']), '1\n', 'a command from /usr/lib/nnf-env/nnf-env-commands.cjs');
     t.match(await readFile(join(root, 'etc/flux/system/prolog.d/nnf-env'), 'utf8'), /^NNF_ENV=\/usr\/bin\/nnf-env$/m, 'the prolog script runs the packaged bin');
     t.match(await readFile(join(root, 'usr/lib/systemd/system/nnf-envd.service'), 'utf8'), /^ExecStart=\/usr\/sbin\/nnf-envd$/m);
     t.match(await readFile(join(root, 'usr/share/nnf-env/flux-job-manager.toml'), 'utf8'), /"\/usr\/libexec\/nnf-env\/flux-perilog"/);

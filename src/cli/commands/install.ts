@@ -4,6 +4,7 @@
  *
  *   <prefix>/bin/nnf-env           the standalone bundles (scripts/bundle-cli.mjs: one file each,
  *   <prefix>/sbin/nnf-envd         every npm package inlined), run by this node binary (#! line)
+ *   <prefix>/lib/nnf-env/nnf-env-commands.cjs   the commands that are not hot (required by the bin)
  *   <prefix>/share/nnf-env/        CRDs, the RBAC example, the Flux job-manager merge snippet
  *   /etc/systemd/system/*          whatever systemd/ holds (nnf-envd.service)
  *   <prefix>/libexec/nnf-env/flux-perilog   the perilog `command` (with and without the IMP)
@@ -170,8 +171,15 @@ interface Source {
   content: Buffer;
 }
 
-/** The standalone bundles install ships as bins, by the name they are installed under. */
-export const BUNDLES = { 'bin/nnf-env': 'nnf-env.cjs', 'sbin/nnf-envd': 'nnf-envd.cjs' } as const;
+/**
+ * The standalone bundles install ships, where under the prefix: the two bins, and the commands
+ * that are not hot, which the nnf-env bin requires from ../lib/nnf-env when one runs.
+ */
+export const BUNDLES: ReadonlyArray<{ path: string; file: string; bin: boolean }> = [
+  { path: 'bin/nnf-env', file: 'nnf-env.cjs', bin: true },
+  { path: 'sbin/nnf-envd', file: 'nnf-envd.cjs', bin: true },
+  { path: 'lib/nnf-env/nnf-env-commands.cjs', file: 'nnf-env-commands.cjs', bin: false },
+];
 
 /** A bundle with its `#!/usr/bin/env node` line replaced: systemd and the Flux prolog may have no node on PATH. */
 function withInterpreter(bundle: Buffer, nodePath: string, from: string): Buffer {
@@ -195,11 +203,13 @@ export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix
   };
   const relocated = (b: Buffer): Buffer => Buffer.from(relocate(b.toString('utf8'), prefix), 'utf8');
 
-  for (const [name, file] of Object.entries(BUNDLES)) {
-    const from = join(bundleDir, file);
+  for (const b of BUNDLES) {
+    const from = join(bundleDir, b.file);
     const raw = await readIfExists(from);
     if (raw === null) throw new InstallError('INSTALL_NO_BUNDLE', `${from} is missing`, { hint: 'run npm run build (it writes the standalone bundles), then install again' });
-    sources.push({ path: `${prefix}/${name}`, kind: 'bin', mode: 0o755, content: withInterpreter(raw, nodePath, from) });
+    sources.push(b.bin
+      ? { path: `${prefix}/${b.path}`, kind: 'bin', mode: 0o755, content: withInterpreter(raw, nodePath, from) }
+      : { path: `${prefix}/${b.path}`, kind: 'data', mode: 0o644, content: raw });
   }
   // What the admin reads or applies, and what `nnf-env sim` serves (src/sim/crds.ts finds it there).
   for (const rel of await walkFiles(join(packageRoot, 'etc', 'kubernetes', 'crds'))) await add(`${share}/crds/${rel}`, 'data', join(packageRoot, 'etc', 'kubernetes', 'crds', rel));
@@ -390,7 +400,7 @@ function defaultSources(opts: InstallOptions): { packageRoot: string; bundleDir:
   const here = fileURLToPath(import.meta.url);
   // This file is either the compiled dist/src/cli/commands/install.js or inlined in
   // dist/standalone/nnf-env.cjs itself.
-  const bundleDir = opts.bundleDir ?? [dirname(here), resolve(dirname(here), '..', '..', '..', 'standalone')].find((d) => existsSync(join(d, BUNDLES['sbin/nnf-envd']))) ?? resolve(dirname(here), '..', '..', '..', 'standalone');
+  const bundleDir = opts.bundleDir ?? [dirname(here), resolve(dirname(here), '..', '..', '..', 'standalone')].find((d) => existsSync(join(d, 'nnf-envd.cjs'))) ?? resolve(dirname(here), '..', '..', '..', 'standalone');
   const packageRoot = opts.packageRoot ?? findPackageInfo(here)?.root;
   if (packageRoot === undefined) {
     throw new InstallError('INSTALL_NO_PACKAGE', `cannot find nnf-env's package.json above ${here}`, { hint: 'run install from a built checkout (an installed system takes the nnf-env package instead)' });
