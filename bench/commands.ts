@@ -79,9 +79,9 @@ const TYPICAL_VARS: Record<string, string> = {
   NNF_CONTAINER_HOSTNAMES: 'rabbit-node-1',
   NNF_CONTAINER_DOMAIN: 'default.svc.cluster.local',
   NNF_CONTAINER_SUBDOMAIN: `fluxjob-${JOB}`,
-  NNF_CONTAINER_TARGET: 'rabbit-node-1',
-  NNF_LOCAL_RABBIT: 'rabbit-node-1',
-  NNF_LOCAL_RABBIT_ADDRESS: '10.0.0.1',
+  NNF_ENV_CONTAINER_TARGET: 'rabbit-node-1',
+  NNF_ENV_LOCAL_RABBIT: 'rabbit-node-1',
+  NNF_ENV_LOCAL_RABBIT_ADDRESS: '10.0.0.1',
   NNF_ENV_JOB_ID: formatJobId(JOB, 'f58plain'),
 };
 
@@ -122,7 +122,7 @@ async function realDaemon(dir: string): Promise<PrologTarget | string> {
     const conf = join(dir, 'nnf-env.conf');
     await writeFile(conf, [
       'NODE_NAME=bench-node', `RUNTIME_DIR=${join(dir, 'run')}`, `HOSTS_FILE=${join(dir, 'hosts')}`, `LOCAL_RABBIT_CONF=${join(dir, 'local-rabbit.conf')}`,
-      `KUBECONFIG=${join(dir, 'kubeconfig')}`, `RABBIT_MAPPING_FILE=${join(dir, 'no-mapping')}`, 'LOG_LEVEL=warn', '',
+      `KUBECONFIG=${join(dir, 'kubeconfig')}`, `RABBIT_MAPPING_FILE=${join(dir, 'no-mapping')}`, 'LOG_LEVEL=warn', 'JOBSPEC_CHECK=false', '',
     ].join('\n'));
     const loaded = await loadConfig({ configFile: conf, env: {} });
     daemon = await daemonMod.startDaemon(loaded, pino({ level: 'silent' }), { env: {}, startupApiWaitMs: 5000, rabbitWaitMs: 5000 });

@@ -21,7 +21,7 @@ export interface Rig {
 }
 
 export async function startRig(opts: { sim?: SimulatorOptions; config?: Record<string, string> } = {}): Promise<Rig> {
-  const h = await startHarness({ noDaemon: true, sim: { controllers: false, ...opts.sim }, config: { PROBE_PORTS: 'false', ...opts.config } });
+  const h = await startHarness({ noDaemon: true, sim: { controllers: false, ...opts.sim }, config: { PROBE_PORTS: 'false', JOBSPEC_CHECK: 'false', ...opts.config } });
   const args = [nnfEnvdBin];
   for (const [k, v] of Object.entries(h.flags)) args.push(`${flagName(k as ConfigKey)}=${v}`);
   const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });

@@ -81,6 +81,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       PROBE_BACKOFF_INITIAL: '50ms',
       PROBE_BACKOFF_MAX: '500ms',
       LOG_LEVEL: 'warn',
+      // No Flux in the demo: the simulator's jobs exist only as workflows.
+      JOBSPEC_CHECK: 'false',
     };
     const loaded = await loadConfig({ argvFlags: flags, env: {}, defaultConfigFile: null });
     daemon = await startDaemon(loaded, logger, { env: {}, startupApiWaitMs: 5000, rabbitWaitMs: 5000 });

@@ -57,7 +57,9 @@ export interface LoadConfigOptions {
 export const CONFIG_KEYS = Object.keys(SCHEMA) as ConfigKey[];
 
 /** NNF_ENV_* variables that are not configuration keys (job ids, the file name, test fixtures). */
-export const NON_CONFIG_ENV_VARS: ReadonlySet<string> = new Set(['NNF_ENV_CONFIG', 'NNF_ENV_JOB_ID', 'NNF_ENV_FIXTURES', 'NNF_ENV_JOBS_DIR']);
+export const NON_CONFIG_ENV_VARS: ReadonlySet<string> = new Set(['NNF_ENV_CONFIG', 'NNF_ENV_JOB_ID', 'NNF_ENV_FIXTURES', 'NNF_ENV_JOBS_DIR',
+  // The per-node variables nnf-envd writes into every job (a job's helper must not read them as settings).
+  'NNF_ENV_LOCAL_RABBIT', 'NNF_ENV_LOCAL_RABBIT_ADDRESS', 'NNF_ENV_CONTAINER_TARGET']);
 
 export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNKNOWN_KEY' | 'CONFIG_FILE_UNREADABLE' | 'CONFIG_SYNTAX';
 

@@ -68,6 +68,12 @@ export const SCHEMA = {
   KUBE_CONTEXT: s('Kubeconfig context. Default: current-context.'),
   KUBE_REQUEST_TIMEOUT: d('Timeout of one non-watch API request.', '30s', 100, 10 * 60_000),
 
+  // --- where a job's environment comes from
+  ENV_SOURCE: e('Source of a job\'s environment. kube: watch the job\'s DWS Workflow (sites without flux-coral2). flux: the dws_environment event that flux-coral2 posts to the job\'s eventlog, read with the flux command (no Kubernetes credentials on the node). auto: flux for jobs whose eventlog shows flux-coral2 at work, else kube.', 'kube', ['kube', 'flux', 'auto']),
+  FLUX_COMMAND: s('The flux command nnf-envd runs to read jobspecs and eventlogs (flux job info, flux job wait-event).', 'flux', { optional: false }),
+  FLUX_URI: s('Flux instance nnf-envd asks (FLUX_URI of the flux command). Default: flux\'s own default, the system instance.'),
+  JOBSPEC_CHECK: b('Read the job\'s jobspec first (flux job info ID jobspec) and answer a job without attributes.system.dw (no #DW directive) at once, with no API request. In kube mode a failing flux command falls back to the workflow lookup.', 'true'),
+
   // --- DWS
   DWS_API_VERSION: e('DWS API version. auto: the newest served that nnf-env knows.', 'auto', ['auto', 'v1alpha7', 'v1alpha6']),
   WORKFLOW_NAMESPACE: s('Namespace of the workflows.', 'default', { optional: false }),
@@ -80,7 +86,7 @@ export const SCHEMA = {
   ENV_MAX_VARIABLES: i('Most variables taken from one workflow.', '1024', 1, 100_000),
   ENV_MAX_VALUE_BYTES: i('Largest value of one variable, in bytes.', '65536', 1, 16 * MIB),
   ENV_MAX_TOTAL_BYTES: i('Largest env file of one job, in bytes.', String(MIB), 1024, 64 * MIB),
-  WORKFLOW_TOKEN: b('Add DW_WORKFLOW_TOKEN from the Secret named by status.workflowToken.', 'true'),
+  WORKFLOW_TOKEN: b('kube mode: add DW_WORKFLOW_TOKEN from the Secret named by status.workflowToken. This needs get on secrets in the workflows\' namespace, which holds every user\'s token: off unless jobs need the token and flux-coral2 is not there to give it. (flux mode takes the token from the dws_environment event, where flux-coral2 put it.)', 'false'),
 
   // --- port probes
   PROBE_PORTS: b('Check that the user container\'s ports accept TCP connections before a job counts as delivered.', 'true'),
@@ -90,7 +96,7 @@ export const SCHEMA = {
   PROBE_BACKOFF_MAX: d('Longest pause between connect attempts.', '5s', 1, 10 * 60_000),
 
   // --- watches
-  WATCH_TIMEOUT: d('Server-side timeout asked for each watch (jittered by +-20%); the watch resumes after it.', '5m', 1000, 2 * HOUR),
+  WATCH_TIMEOUT: d('Server-side timeout asked for each watch (jittered by +-20%); the watch resumes after it. flux mode: the -t of each flux job wait-event, resumed after it.', '5m', 1000, 2 * HOUR),
   WATCH_SILENCE_TIMEOUT: d('A watch that sends no byte for this long is dropped and resumed (half-open TCP).', '150s', 100, HOUR),
   BACKOFF_INITIAL: d('First pause after a failed list or watch (doubles, with jitter).', '500ms', 1, 60_000),
   BACKOFF_MAX: d('Longest pause after failed lists or watches.', '30s', 1, 10 * 60_000),
@@ -99,7 +105,7 @@ export const SCHEMA = {
   GC_INTERVAL: d('How often job files of vanished workflows are removed (the epilog removes them normally; this catches jobs whose epilog never ran).', '15m', 1000, 24 * HOUR),
 
   // --- prolog / epilog
-  PROLOG_TIMEOUT: d('Longest the prolog waits for a job\'s environment.', '25m', 0, 24 * HOUR),
+  PROLOG_TIMEOUT: d('Longest the prolog waits for a job\'s environment. Below Flux\'s own prolog timeout (30m), so that nnf-env gives up and applies PROLOG_ON_NODE_ERROR before Flux kills the prolog (which drains the node); flux-coral2 waits rabbit.prolog_timeout (1800 s) for the same event in its own prolog, which runs first.', '25m', 0, 24 * HOUR),
   PROLOG_ON_NODE_ERROR: e('What the prolog does when the node is at fault (daemon down, API unreachable or forbidden): pass lets the job run and tells the user; fail fails the prolog (Flux drains the node).', 'pass', ['pass', 'fail']),
 
   // --- metrics

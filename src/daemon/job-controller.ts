@@ -5,11 +5,6 @@ import { formatJobId } from '../contract/jobid.js';
 import { isValidId } from '../contract/ids.js';
 import { FINAL_PHASES, type JobPhase } from '../contract/job-status.js';
 import type { DaemonJobStatus } from '../contract/control-api.js';
-import type { KubeClient } from '../kube/client.js';
-import { Informer } from '../kube/informer.js';
-import { reflectorOptionsFromConfig } from '../kube/reflector.js';
-import { dwsResource } from '../kube/resource.js';
-import type { Workflow } from '../domain/dws-types.js';
 import { workflowNameFor } from '../domain/workflow-name.js';
 import { buildJobStatus, type RabbitFacts } from '../domain/delivery-plan.js';
 import { readFileNoFollow } from '../fs/atomic-file.js';
@@ -18,27 +13,26 @@ import { probePorts } from '../net/port-probe.js';
 import type { HostAddressResolver } from '../net/host-address.js';
 import type { DaemonMetrics } from '../api/metrics.js';
 import type { DaemonEvents } from '../api/event-bus.js';
+import type { JobEnvSource } from './env-source.js';
 import type { JobControllerConfig } from './job-controller-config.js';
 import { JobFileWriter } from './job-files.js';
 import { collectGarbage } from './job-gc.js';
 import { JobSync } from './job-sync.js';
 import type { TrackSource, TrackedJob } from './tracked-job.js';
 import { TrackedRecords, canonicalJobName, type TrackedRecord } from './tracked-records.js';
-import type { WatchStats } from './watch-stats.js';
 import { WorkQueue } from './work-queue.js';
 
 export type { JobControllerConfig } from './job-controller-config.js';
 
 export interface JobControllerOptions {
-  client: KubeClient;
-  dwsVersion: string;
+  /** Where jobs' environments come from (./kube-env-source.ts, ./flux-env-source.ts, chosen by ./source-selection.ts). */
+  source: JobEnvSource;
   config: JobControllerConfig;
   jobsDir: string;
   /** This node's rabbit, as the rabbit controller knows it now. */
   rabbit: () => RabbitFacts;
   addresses: HostAddressResolver;
   events: DaemonEvents;
-  watchStats: WatchStats;
   metrics?: DaemonMetrics;
   logger?: Logger;
   /** chown job files to the job's user. Default: when running as root. */
@@ -80,8 +74,8 @@ const SYNC_RETRY: RetryPolicy = { initialMs: 500, maxMs: 30_000 };
 
 /**
  * The jobs of this node: which are tracked (the prolog's track, the epilog's untrack, the records
- * that survive a restart), one watch per job on only its workflow (field selector on the name),
- * and a work queue that runs the job's sync (./job-sync.ts) on every change of it. GC of files
+ * that survive a restart), one watch per job on only its environment (its Workflow, field selector
+ * on the name, or its Flux eventlog: ./env-source.ts), and a work queue that runs the job's sync (./job-sync.ts) on every change of it. GC of files
  * whose workflow is gone: ./job-gc.ts. Files: ./job-files.ts.
  */
 export class JobController {
@@ -103,7 +97,6 @@ export class JobController {
     this.files = new JobFileWriter(opts.jobsDir, opts.chown ?? process.getuid?.() === 0, opts.userDb);
     this.syncer = new JobSync({
       config: () => this.config,
-      client: opts.client,
       files: this.files,
       rabbit: opts.rabbit,
       addresses: opts.addresses,
@@ -274,7 +267,6 @@ export class JobController {
         timings: { trackedAt },
       }),
       watch: undefined,
-      synced: false,
       seenWorkflow: false,
       lastSeen: undefined,
       previous: undefined,
@@ -312,26 +304,15 @@ export class JobController {
     return job !== undefined || removedFiles;
   }
 
-  // --- the watch of one workflow
+  // --- the watch of one job's environment
 
   private startWatch(job: TrackedJob): void {
     if (job.watch || job.removed || this.stopping) return;
-    const watch = new Informer<Workflow>({
-      client: this.opts.client,
-      resource: dwsResource('workflows', this.opts.dwsVersion),
-      namespace: job.namespace,
-      fieldSelector: `metadata.name=${job.workflowName}`,
-      ...reflectorOptionsFromConfig(this.config),
-      logger: this.logger.child({ job: job.ident.id }),
-    });
-    job.watch = watch;
-    this.opts.watchStats.add(watch.reflector);
-    watch.addHandler((n) => {
-      if (n.type === 'state') return;
-      if (n.type === 'synced') job.synced = true;
-      this.queue.add(job.ident.id);
-    });
-    watch.start();
+    const key = job.ident.id;
+    job.watch = this.opts.source.watch(
+      { id: job.id, ident: job.ident, namespace: job.namespace, workflowName: job.workflowName, trackedBy: job.source, logger: this.logger.child({ job: key }) },
+      () => this.queue.add(key),
+    );
   }
 
   private async stopWatch(job: TrackedJob): Promise<void> {
@@ -339,7 +320,6 @@ export class JobController {
     if (!w) return;
     job.watch = undefined;
     await w.stop();
-    this.opts.watchStats.retire(w.reflector);
   }
 
   private async syncJob(name: string): Promise<void> {
@@ -359,12 +339,11 @@ export class JobController {
     this.opts.events.publish({ type: 'job', job: job.status });
   }
 
-  /** Removes what belongs to workflows that are gone (./job-gc.ts). */
+  /** Removes what belongs to workflows (or, in flux mode, jobs) that are gone (./job-gc.ts). */
   gc(): Promise<void> {
     return collectGarbage({
       jobsDir: this.opts.jobsDir,
-      client: this.opts.client,
-      dwsVersion: this.opts.dwsVersion,
+      source: this.opts.source,
       config: () => this.config,
       files: this.files,
       jobs: () => [...this.jobs.values()],

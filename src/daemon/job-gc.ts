@@ -1,18 +1,17 @@
 /**
  * Garbage collection of job files: what belongs to workflows that are gone. Files of untracked
  * jobs, and tracked jobs in a final phase whose workflow was deleted (the epilog never came).
- * Jobs still waiting have their own watch and need no GC. An API error keeps the files: only the
- * API server saying "no such workflow" removes anything.
+ * Jobs still waiting have their own watch and need no GC. An error keeps the files: only the
+ * source being sure (the API server saying "no such workflow", Flux saying the job is clean or
+ * unknown) removes anything.
  */
 import { readdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { errorMessage } from '../core/errors.js';
 import { FINAL_PHASES } from '../contract/job-status.js';
-import type { KubeClient } from '../kube/client.js';
-import { dwsResource } from '../kube/resource.js';
-import type { Workflow } from '../domain/dws-types.js';
 import { workflowNameFor } from '../domain/workflow-name.js';
 import { cleanupStaleTemps } from '../fs/atomic-file.js';
+import type { JobEnvSource } from './env-source.js';
 import type { JobControllerConfig } from './job-controller-config.js';
 import type { JobFileWriter } from './job-files.js';
 import type { TrackedJob } from './tracked-job.js';
@@ -20,8 +19,7 @@ import { canonicalJobName } from './tracked-records.js';
 
 export interface JobGcDeps {
   jobsDir: string;
-  client: Pick<KubeClient, 'tryGet'>;
-  dwsVersion: string;
+  source: Pick<JobEnvSource, 'gone'>;
   config: () => JobControllerConfig;
   files: JobFileWriter;
   jobs: () => TrackedJob[];
@@ -52,7 +50,7 @@ export async function collectGarbage(d: JobGcDeps): Promise<void> {
     if (id !== undefined) ids.set(m[1]!, id);
   }
   const config = d.config();
-  const gone = (namespace: string, name: string) => workflowGone(d, namespace, name);
+  const gone = (id: bigint, namespace: string, name: string) => workflowGone(d, id, namespace, name);
   const now = Date.now();
   for (const job of d.jobs()) {
     if (d.isStopping()) return;
@@ -63,7 +61,7 @@ export async function collectGarbage(d: JobGcDeps): Promise<void> {
       if (now - Date.parse(job.trackedAt) > config.GC_INTERVAL) await d.untrack(job.id, 'GC: no workflow');
       continue;
     }
-    if (await gone(job.namespace, job.workflowName)) await d.untrack(job.id, 'GC: workflow gone');
+    if (await gone(job.id, job.namespace, job.workflowName)) await d.untrack(job.id, 'GC: workflow gone');
   }
   for (const [name, id] of ids) {
     if (d.isStopping()) return;
@@ -71,17 +69,16 @@ export async function collectGarbage(d: JobGcDeps): Promise<void> {
     await cleanupStaleTemps(files.env, STALE_TEMP_MS).catch(() => 0);
     await cleanupStaleTemps(files.status, STALE_TEMP_MS).catch(() => 0);
     if (d.isTracked(name)) continue;
-    if (await gone(config.WORKFLOW_NAMESPACE, workflowNameFor(config.WORKFLOW_NAME_TEMPLATE, id))) {
+    if (await gone(id, config.WORKFLOW_NAMESPACE, workflowNameFor(config.WORKFLOW_NAME_TEMPLATE, id))) {
       if (await d.files.remove(id)) d.logger.info({ job: name }, 'GC: removed files of an untracked job whose workflow is gone');
     }
   }
 }
 
-/** True only when the API server says the workflow does not exist (errors: keep the files). */
-async function workflowGone(d: JobGcDeps, namespace: string, name: string): Promise<boolean> {
+/** True only when the source is sure the workflow is gone (errors: keep the files). */
+async function workflowGone(d: JobGcDeps, id: bigint, namespace: string, name: string): Promise<boolean> {
   try {
-    const wf = await d.client.tryGet<Workflow>(dwsResource('workflows', d.dwsVersion), namespace, name);
-    return wf === undefined;
+    return await d.source.gone(id, namespace, name);
   } catch (err) {
     d.logger.debug({ workflow: `${namespace}/${name}`, err: errorMessage(err) }, 'GC: workflow check failed; keeping files');
     return false;

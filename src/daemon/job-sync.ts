@@ -1,16 +1,17 @@
 /**
- * One job's sync: from its workflow as the watch's store holds it now, decide (pure:
- * assessWorkflow, planDelivery) what the job's files must say, and make them say it. Called by
+ * One job's sync: from what the job's source knows now (./env-source.ts: its Workflow or its
+ * Flux eventlog, already assessed), decide (pure: planDelivery) what the job's files must say,
+ * and make them say it. Only the source differs between modes: the same policy, files, per-node
+ * variables and port probe follow from either. Called by
  * the work queue, one call per job at a time; level-triggered and idempotent, so a retry or a
  * restart re-runs the same decision on the current state.
  */
 import type { Logger } from 'pino';
 import type { DaemonJobStatus } from '../contract/control-api.js';
 import { FINAL_PHASES, type JobPhase, type JobStatus, type PortResult } from '../contract/job-status.js';
-import type { KubeClient } from '../kube/client.js';
 import type { Workflow } from '../domain/dws-types.js';
-import { assessWorkflow } from '../domain/workflow-assessment.js';
 import { validateWorkflowEnv } from '../domain/env-policy.js';
+import { withoutMountPaths } from '../domain/mount-paths.js';
 import {
   RESERVED_ENV_BYTES,
   buildJobStatus,
@@ -24,14 +25,13 @@ import {
 import type { probePorts } from '../net/port-probe.js';
 import type { HostAddressResolver } from '../net/host-address.js';
 import type { DaemonMetrics } from '../api/metrics.js';
+import type { SourceView } from './env-source.js';
 import type { JobFileWriter } from './job-files.js';
 import type { JobControllerConfig } from './job-controller-config.js';
 import type { TrackedJob } from './tracked-job.js';
-import { readWorkflowToken } from './workflow-token.js';
 
 export interface JobSyncDeps {
   config: () => JobControllerConfig;
-  client: Pick<KubeClient, 'get'>;
   files: JobFileWriter;
   rabbit: () => RabbitFacts;
   addresses: HostAddressResolver;
@@ -54,23 +54,25 @@ export class JobSync {
     const phase = job.status.phase;
     if (FINAL_PHASES.includes(phase) || phase === 'probing') return;
     const watch = job.watch;
-    if (!watch || !job.synced) return;
-    const wf = watch.store.getObject(job.namespace, job.workflowName);
-    if (wf) {
-      job.seenWorkflow = true;
-      job.lastSeen = wf;
-    }
-    const a = assessWorkflow(wf, job.ident, this.d.config().WLM_ID);
-    switch (a.kind) {
+    // Undefined until the source has its first answer (the kube watch's first list).
+    const view = watch?.view();
+    if (!watch || !view) return;
+    // The eventlog may name the workflow better than WORKFLOW_NAME_TEMPLATE does.
+    const better = watch.workflowName();
+    if (better && better !== job.workflowName) job.workflowName = better;
+    const wf = view.kind === 'absent' ? undefined : view.workflow;
+    if (view.kind !== 'absent') job.seenWorkflow = true;
+    if (wf) job.lastSeen = wf;
+    switch (view.kind) {
       case 'absent':
         if (job.seenWorkflow) return this.fail(job, undefined, 'WORKFLOW_DELETED', `workflow ${job.namespace}/${job.workflowName} was deleted before PreRun finished`);
         return this.noWorkflow(job);
       case 'failed':
-        return this.fail(job, wf, a.code, a.message);
+        return this.fail(job, wf, view.code, view.message);
       case 'waiting':
-        return this.waiting(job, wf!);
+        return this.waiting(job, wf);
       case 'ready':
-        return this.deliver(job, wf!);
+        return this.deliver(job, view);
     }
   }
 
@@ -111,7 +113,7 @@ export class JobSync {
     this.d.setStatus(job, status);
   }
 
-  private async waiting(job: TrackedJob, wf: Workflow): Promise<void> {
+  private async waiting(job: TrackedJob, wf: Workflow | undefined): Promise<void> {
     const status = this.statusOf(job, wf, 'waiting');
     const prev = job.status.workflow;
     const changed = !prev || prev.state !== status.workflow?.state || prev.ready !== status.workflow?.ready || prev.status !== status.workflow?.status;
@@ -124,13 +126,15 @@ export class JobSync {
     else job.status = status;
   }
 
-  private async deliver(job: TrackedJob, wf: Workflow): Promise<void> {
+  private async deliver(job: TrackedJob, view: Extract<SourceView, { kind: 'ready' }>): Promise<void> {
     const seenAt = performance.now();
+    const wf = view.workflow;
     const timings = { ...job.status.timings, preRunFinishedAt: new Date().toISOString() };
     const cfg = this.d.config();
-    const { token, warning } = cfg.WORKFLOW_TOKEN ? await readWorkflowToken(this.d.client, wf, job.namespace, job.abort.signal, this.d.logger.child({ job: job.ident.id })) : {};
+    // The token (kube, WORKFLOW_TOKEN on), dw_failure_tolerance's exclusion, the container log's place.
+    const { token, warning, excluded, containerLogHint } = await view.extras(job.abort.signal);
     const maxTotal = cfg.ENV_MAX_TOTAL_BYTES;
-    const env = validateWorkflowEnv(wf.status?.env, {
+    const env = validateWorkflowEnv(view.env, {
       allowedPrefixes: cfg.ENV_ALLOWED_PREFIXES,
       maxVariables: cfg.ENV_MAX_VARIABLES,
       maxValueBytes: cfg.ENV_MAX_VALUE_BYTES,
@@ -138,9 +142,16 @@ export class JobSync {
       reservedBytes: Math.min(RESERVED_ENV_BYTES, Math.floor(maxTotal / 4)),
     });
     for (const r of env.rejected) this.d.logger.warn({ job: job.ident.id, variable: r.name, reason: r.reason }, 'workflow variable rejected');
-    const rabbit = this.d.rabbit();
-    const plan = planDelivery({ job: job.ident, workflow: wf, env, token, rabbit });
     const warnings = warning ? [warning] : [];
+    if (excluded !== undefined) {
+      // No mounts here: no paths that would point into this node's own root file system.
+      const { kept, removed } = withoutMountPaths(env.accepted);
+      env.accepted = kept;
+      warnings.push(`${excluded}: ${removed.length > 0 ? removed.join(', ') : 'no DW_JOB_* variables'} not set on this node`);
+      this.d.logger.warn({ job: job.ident.id, removed, why: excluded }, 'this node is not in the workflow: rabbit mount paths withheld');
+    }
+    const rabbit = this.d.rabbit();
+    const plan = planDelivery({ job: job.ident, env, token, rabbit });
 
     // Ports probed before a restart are not probed again.
     const prev = job.previous;
@@ -180,6 +191,7 @@ export class JobSync {
     this.d.metrics?.recordProbe(ports.results);
     const unreachable = ports.results.filter((r) => !r.reachable).map((r) => r.port);
     if (unreachable.length > 0) this.d.logger.warn({ job: job.ident.id, target: ports.target, address: ports.address, unreachable }, 'user container ports not reachable (the job is delivered; the user is told)');
+    if (unreachable.length > 0 && containerLogHint) warnings.push(containerLogHint);
     status = this.statusOf(job, wf, 'delivered', { plan, warnings, ports, timings: { ...status.timings, deliveredAt: new Date().toISOString() } });
     // Both files again: the env file's facts tell the shell plugin about unreachable ports.
     await this.d.files.write(job, files.env, renderJobEnvFile(plan, status), wf);

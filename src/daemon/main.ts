@@ -19,8 +19,12 @@ import { ComputesDiscovery } from './computes-discovery.js';
 import { DaemonEvents } from '../api/event-bus.js';
 import type { DaemonEvent } from '../contract/control-api.js';
 import { HostAddressResolver } from '../net/host-address.js';
+import { FluxCommand } from '../flux/command.js';
+import { FluxEnvSource } from './flux-env-source.js';
 import { JobController } from './job-controller.js';
+import { KubeEnvSource } from './kube-env-source.js';
 import { ProfileCache } from './profile-cache.js';
+import { SelectingSource } from './source-selection.js';
 import { RabbitController, removeManagedHostsBlock } from './rabbit-controller.js';
 import { createSystemdNotifier, type SystemdNotifier } from './systemd.js';
 import { groupId } from '../fs/user-db.js';
@@ -35,6 +39,7 @@ export interface DaemonHandle {
   readonly config: Config;
   readonly socketPath: string;
   readonly jobsDir: string;
+  /** '' in flux mode (no API server). */
   readonly dwsVersion: string;
   readonly jobs: JobController;
   readonly rabbit: RabbitController;
@@ -63,7 +68,7 @@ export class DaemonStartError extends NnfEnvError {}
 const RESTART_KEYS: readonly ConfigKey[] = [
   'RUNTIME_DIR', 'SOCKET_PATH', 'SOCKET_GROUP', 'SOCKET_MODE', 'KUBE_CONNECTION', 'KUBE_SERVER', 'KUBE_TOKEN_FILE', 'KUBE_CA_FILE',
   'KUBE_TLS_SERVER_NAME', 'KUBE_INSECURE_SKIP_TLS_VERIFY', 'KUBECONFIG', 'KUBE_CONTEXT', 'KUBE_REQUEST_TIMEOUT', 'DWS_API_VERSION',
-  'DISCOVERY', 'LOG_FORMAT',
+  'DISCOVERY', 'LOG_FORMAT', 'ENV_SOURCE', 'FLUX_COMMAND', 'FLUX_URI',
 ];
 const RABBIT_KEYS: readonly ConfigKey[] = ['NODE_NAME', 'RABBIT_NAME', 'RABBIT_ADDRESS', 'RABBIT_MAPPING_FILE', 'HOSTS_FILE', 'HOSTS_ALIASES', 'LOCAL_RABBIT_CONF'];
 
@@ -125,38 +130,58 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
     if (socketGid === undefined) throw new DaemonStartError('SOCKET_GROUP_UNKNOWN', `SOCKET_GROUP ${JSON.stringify(config.SOCKET_GROUP)} is not a known group`, { hint: 'set SOCKET_GROUP to an existing group name or gid' });
   }
 
-  const connection = await resolveConnection(config, env);
-  const client = new KubeClient({ connection, requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT, logger, userAgent: `nnf-envd/${packageVersion()} (${nodeName})` });
-  const startAbort = new AbortController();
-  let dwsVersion: DwsVersion;
-  try {
-    dwsVersion = await discoverVersion(client, config.DWS_API_VERSION, opts.startupApiWaitMs ?? 20_000, logger, startAbort.signal);
-  } catch (err) {
-    await client.close();
-    throw err;
+  // flux mode needs no Kubernetes at all: no credentials are read, no connection is made.
+  const useKube = config.ENV_SOURCE !== 'flux';
+  if (!useKube && config.DISCOVERY === 'computes') {
+    throw new DaemonStartError('CONFIG_CONFLICT', 'DISCOVERY=computes reads Kubernetes Computes objects, which ENV_SOURCE=flux never does', { hint: 'use DISCOVERY=prolog with ENV_SOURCE=flux (the prolog tracks each job)' });
   }
-  logger.info({ server: connection.server, source: connection.source, dwsVersion, node: nodeName }, 'connected');
+  const connection = useKube ? await resolveConnection(config, env) : undefined;
+  const client = connection ? new KubeClient({ connection, requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT, logger, userAgent: `nnf-envd/${packageVersion()} (${nodeName})` }) : undefined;
+  const startAbort = new AbortController();
+  let dwsVersion: DwsVersion | '' = '';
+  if (client && connection) {
+    try {
+      dwsVersion = await discoverVersion(client, config.DWS_API_VERSION, opts.startupApiWaitMs ?? 20_000, logger, startAbort.signal);
+    } catch (err) {
+      await client.close();
+      throw err;
+    }
+    logger.info({ server: connection.server, source: connection.source, dwsVersion, node: nodeName, envSource: config.ENV_SOURCE }, 'connected');
+  } else {
+    logger.info({ node: nodeName, envSource: 'flux', flux: config.FLUX_COMMAND }, 'flux mode: environments come from job eventlogs; no Kubernetes connection, no credentials read');
+  }
+  if (client && config.WORKFLOW_TOKEN) {
+    logger.warn({ namespace: config.WORKFLOW_NAMESPACE }, 'WORKFLOW_TOKEN is on: this node reads workflow-token Secrets, so its credentials can read Secrets (every user\'s workflow token); turn it off unless jobs need DW_WORKFLOW_TOKEN and flux-coral2 does not give it');
+  }
 
   const events = new DaemonEvents();
   const metrics = new DaemonMetrics({ runtimeSampleMs: config.METRICS_RUNTIME_INTERVAL });
-  const watchStats = new WatchStats(events, connection.server);
+  const watchStats = new WatchStats(events, connection?.server ?? '');
   const addresses = new HostAddressResolver({ client, logger });
   const rabbit = new RabbitController({ client, dwsVersion, config, addresses, events, watchStats, metrics, logger: logger.child({ part: 'rabbit' }) });
+  const flux = new FluxCommand({ command: config.FLUX_COMMAND, uri: config.FLUX_URI, env });
+  const current = () => config;
+  const source = new SelectingSource({
+    mode: config.ENV_SOURCE as 'kube' | 'flux' | 'auto',
+    flux,
+    fluxSource: config.ENV_SOURCE !== 'kube' ? new FluxEnvSource({ flux, config: current }) : undefined,
+    kubeSource: client ? new KubeEnvSource({ client, dwsVersion, config: current, watchStats }) : undefined,
+    config: current,
+  });
   const jobs = new JobController({
-    client,
-    dwsVersion,
+    source,
     config,
     jobsDir,
     rabbit: () => rabbit.facts(),
     addresses,
     events,
-    watchStats,
     metrics,
     logger: logger.child({ part: 'jobs' }),
   });
   metrics.setSources({ watchTotals: () => watchStats.totals(), jobsByPhase: () => jobs.countsByPhase() });
 
-  const profiles = new ProfileCache({ client, config, watchStats, logger });
+  // The profiles come from the API server: flux mode has none (GET /v1/profiles answers 404).
+  const profiles = client ? new ProfileCache({ client, config, watchStats, logger }) : undefined;
   let discovery: ComputesDiscovery | undefined;
   let api: ApiServer | undefined;
   let ready = false;
@@ -182,11 +207,12 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       },
       hosts: r.hosts,
       localRabbitConf: r.localRabbitConf,
-      connection: { ...watchStats.connection, source: connection.source, dwsVersion },
+      connection: connection ? { ...watchStats.connection, source: connection.source, dwsVersion } : { state: 'none', server: null, since: startedAt, error: null, source: 'ENV_SOURCE=flux: no Kubernetes connection', dwsVersion: null },
+      envSource: config.ENV_SOURCE,
       watches: { live: watchStats.liveWatches, ...watchStats.counters() },
       jobs: { total: jobs.size, byPhase: jobs.countsByPhase() },
       discovery: config.DISCOVERY,
-      profiles: (({ namespace, apiVersion, synced, error, profiles: list }) => ({ namespace, apiVersion, synced, count: list.length, error }))(profiles.document()),
+      profiles: profiles ? (({ namespace, apiVersion, synced, error, profiles: list }) => ({ namespace, apiVersion, synced, count: list.length, error }))(profiles.document()) : null,
       runtimeDir: config.RUNTIME_DIR,
       socket: socketPath,
     };
@@ -199,10 +225,10 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       await notifier.stopping();
       await api?.close().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'closing the control socket failed'));
       await discovery?.stop();
-      await profiles.stop();
+      await profiles?.stop();
       await jobs.stop();
       await rabbit.stop();
-      await client.close();
+      await client?.close();
       logger.info('stopped');
     })();
     return stopping;
@@ -213,9 +239,9 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
     const settled = await rabbit.waitSettled(opts.rabbitWaitMs ?? 15_000);
     if (!settled) logger.warn('the local rabbit is not decided yet; jobs are served meanwhile without it');
     await jobs.start();
-    profiles.start();
+    profiles?.start();
     if (config.DISCOVERY === 'computes') {
-      discovery = new ComputesDiscovery({ client, dwsVersion, namespace: config.WORKFLOW_NAMESPACE, nodeName, jobs, config, watchStats, logger });
+      discovery = new ComputesDiscovery({ client: client!, dwsVersion, namespace: config.WORKFLOW_NAMESPACE, nodeName, jobs, config, watchStats, logger });
       const w = discovery.start();
       await Promise.race([w.waitForSync(), sleep(opts.rabbitWaitMs ?? 15_000)]).catch(() => undefined);
     }
@@ -225,7 +251,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       ...(socketGid !== undefined ? { gid: socketGid } : {}),
       jobs,
       status,
-      profiles: () => profiles.document(),
+      ...(profiles ? { profiles: () => profiles.document() } : {}),
       healthy: () => ready,
       snapshot: (): DaemonEvent[] => [
         { type: 'connection', connection: watchStats.connection },

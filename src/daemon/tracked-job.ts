@@ -1,11 +1,12 @@
 /**
  * What the daemon holds for one tracked job: who it is, where its workflow is, what its files say
- * now, and its watch. Created by the job controller, read by the sync and GC.
+ * now, and its watch (through the configured source: ./env-source.ts). Created by the job
+ * controller, read by the sync and GC.
  */
 import type { DaemonJobStatus } from '../contract/control-api.js';
-import type { Informer } from '../kube/informer.js';
 import type { Workflow } from '../domain/dws-types.js';
 import type { JobIdentity } from '../domain/workflow-assessment.js';
+import type { EnvWatch } from './env-source.js';
 
 export type TrackSource = 'api' | 'computes';
 
@@ -17,8 +18,8 @@ export interface TrackedJob {
   workflowName: string;
   trackedAt: string;
   status: DaemonJobStatus;
-  watch: Informer<Workflow> | undefined;
-  synced: boolean;
+  /** Undefined before the watch starts and once it has nothing more to tell. */
+  watch: EnvWatch | undefined;
   seenWorkflow: boolean;
   /** The last workflow object seen (for a status after the watch stopped). */
   lastSeen: Workflow | undefined;

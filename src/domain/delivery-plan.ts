@@ -20,7 +20,8 @@ export interface RabbitFacts {
 
 export interface DeliveryPlanInput {
   job: JobIdentity & { id: string };
-  workflow: Workflow;
+  /** Unused by the plan; kept for callers that have one. */
+  workflow?: Workflow | undefined;
   env: EnvValidation;
   /** DW_WORKFLOW_TOKEN's value, when allowed and read. */
   token?: string | undefined;
@@ -43,7 +44,7 @@ export interface DeliveryPlan {
   warnings: string[];
 }
 
-export const PER_NODE_VARIABLES = ['NNF_LOCAL_RABBIT', 'NNF_LOCAL_RABBIT_ADDRESS', 'NNF_CONTAINER_TARGET', 'NNF_ENV_JOB_ID'] as const;
+export const PER_NODE_VARIABLES = ['NNF_ENV_LOCAL_RABBIT', 'NNF_ENV_LOCAL_RABBIT_ADDRESS', 'NNF_ENV_CONTAINER_TARGET', 'NNF_ENV_JOB_ID'] as const;
 
 /** Room kept in the env file for the daemon's own lines (header, token, per-node variables). */
 export const RESERVED_ENV_BYTES = 8192;
@@ -75,9 +76,9 @@ export function planDelivery(input: DeliveryPlanInput): DeliveryPlan {
 
   // Per-node variables override the workflow's: a workflow cannot pretend to be this node's rabbit.
   const perNode: Record<(typeof PER_NODE_VARIABLES)[number], string | null> = {
-    NNF_LOCAL_RABBIT: rabbit.name,
-    NNF_LOCAL_RABBIT_ADDRESS: rabbit.address,
-    NNF_CONTAINER_TARGET: containerTarget,
+    NNF_ENV_LOCAL_RABBIT: rabbit.name,
+    NNF_ENV_LOCAL_RABBIT_ADDRESS: rabbit.address,
+    NNF_ENV_CONTAINER_TARGET: containerTarget,
     NNF_ENV_JOB_ID: job.id,
   };
   for (const name of PER_NODE_VARIABLES) {

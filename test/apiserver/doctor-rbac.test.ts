@@ -3,6 +3,8 @@
  * only to the shipped RBAC example (etc/kubernetes/nnf-env-rbac.yaml). With the role as shipped
  * every check passes; with one rule taken out of the role, doctor names the permission that is
  * now missing and how to grant it (SelfSubjectAccessReview answered by the real authorizer).
+ * With the file's commented-out workflow-token role bound, doctor flags Secrets this node does
+ * not need (issue 9, least privilege).
  */
 import { execFile } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
@@ -97,16 +99,18 @@ t.test('doctor passes with the shipped role', async (t) => {
     /^ok\s+permissions\s+get, list, watch computes\.dataworkflowservices\.github\.io in namespace default$/m,
     /^ok\s+permissions\s+get, list, watch systemconfigurations\.dataworkflowservices\.github\.io in namespace default$/m,
     /^ok\s+permissions\s+get, list, watch nodes$/m,
-    /^ok\s+permissions\s+get secrets in namespace default$/m,
+    // WORKFLOW_TOKEN is off by default, and the shipped role grants no Secrets.
+    /^ok\s+least privilege\s+no access to Secrets; workflows only in default$/m,
     /^ok\s+rabbit\s+rabbit-node-1 \(SystemConfiguration default\/default\)$/m,
     /^ok\s+rabbit address\s+127\.0\.0\.1 \(Node rabbit-node-1\)$/m,
   ]) t.match(ok.stdout, line);
-  t.notMatch(ok.stdout, /^(FAIL|warn)\s+permissions/m);
+  t.notMatch(ok.stdout, /^(FAIL|warn)\s+(permissions|least privilege)/m);
+  t.notMatch(ok.stdout, /secrets/);
 });
 
 t.test('doctor names a permission taken out of the role, and its fix', async (t) => {
   const docs = YAML.parseAllDocuments(await readFile(RBAC_FILE, 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string }; rules?: Array<{ resources: string[] }> });
-  const role = docs.find((d) => d.kind === 'ClusterRole' && d.metadata.name === 'nnf-env-node')!;
+  const role = docs.find((d) => d.kind === 'Role' && d.metadata.name === 'nnf-env-node')!;
   const rule = role.rules!.find((r) => r.resources.includes('systemconfigurations'))!;
   rule.resources = rule.resources.filter((r) => r !== 'systemconfigurations');
   const applied = await kubectl(['apply', '-f', '-'], JSON.stringify(role));
@@ -126,4 +130,33 @@ t.test('doctor names a permission taken out of the role, and its fix', async (t)
   t.match(out, /^ok\s+permissions\s+get, list, watch workflows\.dataworkflowservices\.github\.io/m);
   // And what depends on it: the rabbit can no longer be read from the SystemConfiguration.
   t.match(out, /^FAIL\s+rabbit\s+no rabbit found for node compute-01: SystemConfiguration default\/default: .*forbidden/im);
+});
+
+t.test('the commented-out workflow-token role, once bound, is flagged unless WORKFLOW_TOKEN needs it', async (t) => {
+  // The file's last block, uncommented as an admin would.
+  const text = await readFile(RBAC_FILE, 'utf8');
+  const block = text.slice(text.indexOf('\n# ---\n# apiVersion:') + 1);
+  const yaml = block.split('\n').map((l) => l.replace(/^# ?/, '')).join('\n');
+  const docs = YAML.parseAllDocuments(yaml).map((d) => d.toJS() as { kind?: string } | null).filter((d): d is { kind: string } => !!d?.kind);
+  t.same(docs.map((d) => d.kind), ['Role', 'RoleBinding'], 'the commented block is a Role and its binding');
+  const applied = await kubectl(['apply', '-f', '-'], docs.map((d) => JSON.stringify(d)).join('\n'));
+  t.equal(applied.code, 0, applied.stderr);
+
+  let out = '';
+  await eventually('doctor sees the token role', async () => {
+    out = (await doctor()).stdout;
+    return /^FAIL\s+least privilege/m.test(out);
+  }, 20_000, 500);
+  t.match(out, /^FAIL\s+least privilege\s+this node may read the Secrets of namespace default \(every user's workflow token\) although it does not need them \(WORKFLOW_TOKEN is off\)$/m);
+  t.match(out, /fix: remove the nnf-env-workflow-tokens RoleBinding/);
+  // Only get, only in that namespace: nothing else is flagged.
+  t.equal((out.match(/^FAIL\s+least privilege/gm) ?? []).length, 1, out);
+
+  // With WORKFLOW_TOKEN on the role is what it needs: said plainly, not failed.
+  const tokenConf = join(sb.root, 'nnf-env-token.conf');
+  await writeFile(tokenConf, (await readFile(conf, 'utf8')) + 'WORKFLOW_TOKEN=true\n');
+  const on = await runCli(['doctor', '--config', tokenConf, '--flux-dir', fluxDir], { env: baseEnv(sb, { NNF_ENV_CONFIG: undefined }) });
+  t.match(on.stdout, /^warn\s+least privilege\s+WORKFLOW_TOKEN is on: this node can read Secrets in namespace default/m);
+  t.match(on.stdout, /^ok\s+least privilege\s+no access to Secrets beyond get in default; workflows only in default$/m);
+  t.notMatch(on.stdout, /^FAIL\s+least privilege/m);
 });

@@ -13,7 +13,7 @@ import { repoRoot } from '../helpers/paths.js';
 export const LAYERS: readonly (readonly string[])[] = [
   ['core'],
   ['contract'],
-  ['config', 'kube'],
+  ['config', 'kube', 'flux'],
   ['domain'],
   ['fs', 'net'],
   ['api'],

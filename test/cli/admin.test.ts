@@ -220,8 +220,24 @@ t.test('doctor against the simulator', async (t) => {
     /^ok\s+flux jobtap\s+perilog\.so loaded, with dws-jobtap\.so$/m,
     /^ok\s+flux prolog\s+\[job-manager\.prolog\] per-rank = true$/m,
     /^ok\s+flux epilog\s+\[job-manager\.epilog\] per-rank = true$/m,
+    /^skip\s+least privilege\s+the server does not serve SelfSubjectAccessReview/m,
     /^all checks passed \(1 warning\)$/m,
   ]) t.match(ok.stdout, line);
+
+  // WORKFLOW_TOKEN on: said plainly (a warning, not a failure).
+  const tokens = await doctor('d1t.conf', { WORKFLOW_TOKEN: 'true' });
+  t.equal(tokens.code, 0, tokens.stdout);
+  t.match(tokens.stdout, /^warn\s+least privilege\s+WORKFLOW_TOKEN is on: this node can read Secrets in namespace default/m);
+  t.match(tokens.stdout, /^ok\s+permissions\s+list secrets in namespace default/m);
+
+  // flux mode: no Kubernetes needed; credentials lying around are flagged.
+  const flux = await doctor('d1f.conf', { ENV_SOURCE: 'flux' });
+  t.match(flux.stdout, /^warn\s+connection\s+ENV_SOURCE=flux needs no Kubernetes access, yet credentials are configured here/m);
+  t.match(flux.stdout, /^skip\s+api\s+ENV_SOURCE=flux/m);
+  t.match(flux.stdout, /^skip\s+permissions\s+ENV_SOURCE=flux: no Kubernetes permissions needed/m);
+  const fluxBare = await doctor('d1g.conf', { ENV_SOURCE: 'flux', KUBE_CONNECTION: 'kubeconfig', KUBECONFIG: join(sb.root, 'no-such-kubeconfig'), RABBIT_NAME: 'rabbit-node-1', RABBIT_ADDRESS: '127.0.0.1' });
+  t.equal(fluxBare.code, 0, fluxBare.stdout);
+  t.match(fluxBare.stdout, /^ok\s+connection\s+ENV_SOURCE=flux: no Kubernetes credentials on this node, none needed$/m);
 
   // Issue 11: what a real instance showed. A second conf.d file with its own plugins array
   // (the array of the file read last wins), perilog.so not loaded, per-rank unset.
@@ -341,7 +357,13 @@ t.test('doctor: SelfSubjectAccessReview says what is missing', async (t) => {
   t.match(r.stdout, /fix: grant the identity of explicit settings.* get, list, watch on computes\.dataworkflowservices\.github\.io in namespace jobs/);
   t.match(r.stdout, /^ok\s+permissions\s+get, list, watch systemconfigurations\.dataworkflowservices\.github\.io in namespace default$/m);
   t.match(r.stdout, /^warn\s+permissions\s+get, list, watch on nodes is not allowed: optional, for the rabbit's address/m);
-  t.match(r.stdout, /^ok\s+permissions\s+get secrets in namespace jobs$/m);
+  // This server allows everything else, Secrets too: more than nnf-envd needs (WORKFLOW_TOKEN is off).
+  t.notMatch(r.stdout, /permissions\s+get secrets/, 'no Secret is needed');
+  t.match(r.stdout, /^FAIL\s+least privilege\s+this node may read the Secrets of namespace jobs \(every user's workflow token\) although it does not need them \(WORKFLOW_TOKEN is off\)$/m);
+  t.match(r.stdout, /^FAIL\s+least privilege\s+this node may read Secrets in every namespace/m);
+  t.match(r.stdout, /^FAIL\s+least privilege\s+this node may list the Secrets of namespace jobs/m);
+  t.match(r.stdout, /^warn\s+least privilege\s+this node may list workflows in every namespace; nnf-envd reads only namespace jobs \(WORKFLOW_NAMESPACE\)$/m);
+  t.ok(reviews.some((x) => x.resource === 'secrets' && x.verb === 'get' && x.namespace === undefined), 'asked about every namespace');
   t.match(r.stdout, /^ok\s+rabbit\s+rabbit-node-1 \(SystemConfiguration default\/default\)$/m);
   t.match(r.stdout, /^(warn|FAIL)\s+rabbit address\s+.*reading nodes is forbidden/m);
   t.ok(reviews.some((x) => x.resource === 'workflows' && x.verb === 'watch' && x.namespace === 'jobs'));

@@ -45,7 +45,7 @@ t.test('deliveredVariables: each phase', async (t) => {
 
 t.test('endpoints and probe targets', async (t) => {
   const deps = { parsePorts: parsePortList, formatHostPort };
-  const v = new Map([['NNF_CONTAINER_PORTS', '4000-4002'], ['NNF_LOCAL_RABBIT', 'r1'], ['NNF_LOCAL_RABBIT_ADDRESS', '::1'], ['NNF_CONTAINER_TARGET', 'r1']]);
+  const v = new Map([['NNF_CONTAINER_PORTS', '4000-4002'], ['NNF_ENV_LOCAL_RABBIT', 'r1'], ['NNF_ENV_LOCAL_RABBIT_ADDRESS', '::1'], ['NNF_ENV_CONTAINER_TARGET', 'r1']]);
   t.same(endpoints('fNH', v, null, { form: 'alias', alias: 'local-rabbit', all: true }, deps), ['local-rabbit:4000', 'local-rabbit:4001', 'local-rabbit:4002'], 'ranges');
   t.same(endpoints('fNH', v, null, { form: 'address', alias: 'x' }, deps), ['[::1]:4000']);
   const mpi = new Map([...v, ['NNF_CONTAINER_LAUNCHER', 'r2']]);

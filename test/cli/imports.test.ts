@@ -92,7 +92,7 @@ t.test('export, get, prolog and epilog load no heavy package, not even commander
 
 t.test('the other job-script commands load no heavy package either', async (t) => {
   const id = 1235n;
-  await writeJob(sb.jobsDir, id, { vars: { DW_JOB_a: 'x', NNF_CONTAINER_PORTS: '4000', NNF_LOCAL_RABBIT_ADDRESS: '127.0.0.1' } });
+  await writeJob(sb.jobsDir, id, { vars: { DW_JOB_a: 'x', NNF_CONTAINER_PORTS: '4000', NNF_ENV_LOCAL_RABBIT_ADDRESS: '127.0.0.1' } });
   const env = { ...baseEnv(sb), FLUX_JOB_ID: formatJobId(id, 'f58') };
   for (const args of [['show'], ['endpoint'], ['wait', '--timeout', '1s'], ['check-ports', '--timeout', '100ms'], ['run', '--', 'true']]) {
     const { urls } = await loadedModules(args, env);

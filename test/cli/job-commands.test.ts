@@ -94,14 +94,14 @@ t.test('eval "$(nnf-env export)" is safe and exact in bash and dash', async (t) 
 });
 
 t.test('export --format json and dotenv', async (t) => {
-  const vars = { DW_JOB_a: "it's", DW_JOB_b: '$x "y"', NNF_LOCAL_RABBIT: 'rabbit-node-1' };
+  const vars = { DW_JOB_a: "it's", DW_JOB_b: '$x "y"', NNF_ENV_LOCAL_RABBIT: 'rabbit-node-1' };
   await writeJob(sb.jobsDir, JOB, { vars });
   const json = await runCli(['export', '--format', 'json'], { env: env() });
   t.equal(json.code, 0, json.stderr);
   t.same(JSON.parse(json.stdout), vars);
   const dotenv = await runCli(['export', '--format', 'dotenv'], { env: env() });
   t.equal(dotenv.code, 0);
-  t.equal(dotenv.stdout, `DW_JOB_a="it's"\nDW_JOB_b='$x "y"'\nNNF_LOCAL_RABBIT='rabbit-node-1'\n`);
+  t.equal(dotenv.stdout, `DW_JOB_a="it's"\nDW_JOB_b='$x "y"'\nNNF_ENV_LOCAL_RABBIT='rabbit-node-1'\n`);
   // and the dotenv package reads it back to the same values
   const dotenvPkg = (await import('dotenv')).default;
   t.same(dotenvPkg.parse(dotenv.stdout), vars);
@@ -299,29 +299,31 @@ t.test('endpoint', async (t) => {
     NNF_CONTAINER_PORTS: '4000,4001',
     NNF_CONTAINER_PORTS_red_rock_slushy: '4000',
     NNF_CONTAINER_PORTS_blue: '4001',
-    NNF_LOCAL_RABBIT: 'rabbit-node-1',
-    NNF_LOCAL_RABBIT_ADDRESS: 'fd00::1',
-    NNF_CONTAINER_TARGET: 'rabbit-node-1',
+    NNF_ENV_LOCAL_RABBIT: 'rabbit-node-1',
+    NNF_ENV_LOCAL_RABBIT_ADDRESS: 'fd00::1',
+    NNF_ENV_CONTAINER_TARGET: 'rabbit-node-1',
   };
   await writeJob(sb.jobsDir, JOB, { vars: base });
   const ep = async (...args: string[]) => {
     const r = await runCli(['endpoint', ...args], { env: env() });
     return r.code === 0 ? r.stdout : `exit ${r.code}: ${r.stderr}`;
   };
-  t.equal(await ep(), 'local-rabbit:4000\n', 'non-MPI: the local-rabbit alias, first port');
-  t.equal(await ep('--all'), 'local-rabbit:4000\nlocal-rabbit:4001\n');
-  t.equal(await ep('--hostname'), 'rabbit-node-1:4000\n');
+  t.equal(await ep(), 'rabbit-node-1:4000\n', 'non-MPI: the rabbit\'s own name (what its TLS certificate names), first port');
+  t.equal(await ep('--all'), 'rabbit-node-1:4000\nrabbit-node-1:4001\n');
+  t.equal(await ep('--hostname'), 'rabbit-node-1:4000\n', '--hostname is the default');
+  t.equal(await ep('--alias'), 'local-rabbit:4000\n', 'the alias only on request');
+  t.match(await ep('--alias', '--hostname'), /^exit 1: .*exclude each other/);
   t.equal(await ep('--address', '--all'), '[fd00::1]:4000\n[fd00::1]:4001\n', 'IPv6 in brackets');
-  t.equal(await ep('--container', 'red-rock-slushy'), 'local-rabbit:4000\n', '- in the name is _ in the variable');
-  t.equal(await ep('--container', 'blue'), 'local-rabbit:4001\n');
+  t.equal(await ep('--container', 'red-rock-slushy'), 'rabbit-node-1:4000\n', '- in the name is _ in the variable');
+  t.equal(await ep('--container', 'blue', '--alias'), 'local-rabbit:4001\n');
   const green = await ep('--container', 'green');
   t.match(green, /^exit 1: .*no container "green"/);
   t.match(green, /containers of this job: .*red_rock_slushy/);
-  const alias = await runCli(['endpoint'], { env: env({ NNF_ENV_HOSTS_ALIASES: 'my-rabbit,local-rabbit' }) });
+  const alias = await runCli(['endpoint', '--alias'], { env: env({ NNF_ENV_HOSTS_ALIASES: 'my-rabbit,local-rabbit' }) });
   t.equal(alias.stdout, 'my-rabbit:4000\n', 'the first configured alias');
 
   // MPI: only the launcher listens
-  await writeJob(sb.jobsDir, 4000n, { vars: { ...base, NNF_CONTAINER_LAUNCHER: 'rabbit-node-2', NNF_CONTAINER_TARGET: 'rabbit-node-2' } });
+  await writeJob(sb.jobsDir, 4000n, { vars: { ...base, NNF_CONTAINER_LAUNCHER: 'rabbit-node-2', NNF_ENV_CONTAINER_TARGET: 'rabbit-node-2' } });
   const mpi = await runCli(['endpoint', '--all'], { env: baseEnv(sb, { FLUX_JOB_ID: '4000' }) });
   t.equal(mpi.stdout, 'rabbit-node-2:4000\nrabbit-node-2:4001\n');
 

@@ -48,7 +48,7 @@ function resultOf(stderr: string): string {
 
 t.test('delivered at once: one PUT with the user id, exit 0, one log line', async (t) => {
   const d = await withDaemon(t, (req, res) =>
-    reply(res, 201, statusFor(JOB, { variables: ['DW_JOBS', 'NNF_LOCAL_RABBIT'] })),
+    reply(res, 201, statusFor(JOB, { variables: ['DW_JOBS', 'NNF_ENV_LOCAL_RABBIT'] })),
   );
   const r = await runCli(['prolog'], { env: env() });
   t.equal(r.code, 0);

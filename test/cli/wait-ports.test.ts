@@ -108,7 +108,7 @@ t.test('wait --ports: until the ports accept connections from here', async (t) =
   const portB = await closedPort();
   const id = 7020n;
   await writeJob(sb.jobsDir, id, {
-    vars: { NNF_CONTAINER_PORTS: `${a.port},${portB}`, NNF_LOCAL_RABBIT: 'rabbit-node-1', NNF_LOCAL_RABBIT_ADDRESS: '127.0.0.1' },
+    vars: { NNF_CONTAINER_PORTS: `${a.port},${portB}`, NNF_ENV_LOCAL_RABBIT: 'rabbit-node-1', NNF_ENV_LOCAL_RABBIT_ADDRESS: '127.0.0.1' },
   });
   const waiting = runCli(['wait', '--ports', '--timeout', '20s'], { env: jobEnv(id) });
   await sleep(500);
@@ -131,7 +131,7 @@ t.test('check-ports against real listeners', async (t) => {
   const b = await listen();
   const id = 7030n;
   await writeJob(sb.jobsDir, id, {
-    vars: { NNF_CONTAINER_PORTS: `${a.port},${b.port}`, NNF_LOCAL_RABBIT: 'rabbit-node-1', NNF_LOCAL_RABBIT_ADDRESS: '127.0.0.1' },
+    vars: { NNF_CONTAINER_PORTS: `${a.port},${b.port}`, NNF_ENV_LOCAL_RABBIT: 'rabbit-node-1', NNF_ENV_LOCAL_RABBIT_ADDRESS: '127.0.0.1' },
   });
   const ok = await runCli(['check-ports'], { env: jobEnv(id) });
   t.equal(ok.code, 0, ok.stderr);
@@ -153,7 +153,7 @@ t.test('check-ports against real listeners', async (t) => {
 
   // MPI: the launcher is probed, at the address the daemon resolved for it
   await writeJob(sb.jobsDir, 7031n, {
-    vars: { NNF_CONTAINER_PORTS: String(a.port), NNF_CONTAINER_LAUNCHER: 'rabbit-node-2', NNF_LOCAL_RABBIT_ADDRESS: '192.0.2.1' },
+    vars: { NNF_CONTAINER_PORTS: String(a.port), NNF_CONTAINER_LAUNCHER: 'rabbit-node-2', NNF_ENV_LOCAL_RABBIT_ADDRESS: '192.0.2.1' },
     status: { ports: { target: 'rabbit-node-2', address: '127.0.0.1', results: [] } },
   });
   const mpi = await runCli(['check-ports'], { env: jobEnv(7031n) });

@@ -15,9 +15,9 @@ const rabbit = { name: 'rabbit-node-1', address: '10.0.0.1' };
 t.test('non-MPI: per-node variables, target is the local rabbit', async (t) => {
   const wf = load('workflow-prerun-ready.yaml');
   const plan = planDelivery({ job, workflow: wf, env: validateWorkflowEnv(wf.status!.env, policy), rabbit });
-  t.equal(plan.vars.NNF_LOCAL_RABBIT, 'rabbit-node-1');
-  t.equal(plan.vars.NNF_LOCAL_RABBIT_ADDRESS, '10.0.0.1');
-  t.equal(plan.vars.NNF_CONTAINER_TARGET, 'rabbit-node-1');
+  t.equal(plan.vars.NNF_ENV_LOCAL_RABBIT, 'rabbit-node-1');
+  t.equal(plan.vars.NNF_ENV_LOCAL_RABBIT_ADDRESS, '10.0.0.1');
+  t.equal(plan.vars.NNF_ENV_CONTAINER_TARGET, 'rabbit-node-1');
   t.equal(plan.vars.NNF_ENV_JOB_ID, 'fkEPGJX8vhd');
   t.equal(plan.containerTarget, 'rabbit-node-1');
   t.equal(plan.targetIsLocalRabbit, true);
@@ -40,17 +40,17 @@ t.test('MPI: target is the launcher', async (t) => {
   const wf = load('workflow-mpi-prerun-ready.yaml');
   const plan = planDelivery({ job: { ...job, id: 'fkEPGJX8vhe', dec: '321103304048246785', f58plain: 'fkEPGJX8vhe' }, workflow: wf, env: validateWorkflowEnv(wf.status!.env, policy), rabbit });
   t.equal(plan.containerTarget, 'rabbit-node-2');
-  t.equal(plan.vars.NNF_CONTAINER_TARGET, 'rabbit-node-2');
+  t.equal(plan.vars.NNF_ENV_CONTAINER_TARGET, 'rabbit-node-2');
   t.equal(plan.targetIsLocalRabbit, false);
   t.same(plan.ports, [4100]);
 });
 
 t.test('workflow cannot spoof per-node variables; token; no rabbit; no container', async (t) => {
   const wf = load('workflow-prerun-ready.yaml');
-  const env = validateWorkflowEnv({ ...wf.status!.env, NNF_LOCAL_RABBIT: 'evil', NNF_ENV_JOB_ID: 'f1' }, policy);
+  const env = validateWorkflowEnv({ ...wf.status!.env, NNF_ENV_LOCAL_RABBIT: 'evil', NNF_ENV_JOB_ID: 'f1' }, policy);
   const plan = planDelivery({ job, workflow: wf, env, token: 'tok', rabbit: { name: null, address: null } });
-  t.notOk('NNF_LOCAL_RABBIT' in plan.vars, 'no rabbit: not set, and not the workflow\'s value');
-  t.notOk('NNF_LOCAL_RABBIT_ADDRESS' in plan.vars);
+  t.notOk('NNF_ENV_LOCAL_RABBIT' in plan.vars, 'no rabbit: not set, and not the workflow\'s value');
+  t.notOk('NNF_ENV_LOCAL_RABBIT_ADDRESS' in plan.vars);
   t.equal(plan.vars.NNF_ENV_JOB_ID, 'fkEPGJX8vhd');
   t.equal(plan.vars.DW_WORKFLOW_TOKEN, 'tok');
   t.equal(plan.containerTarget, null);
@@ -64,7 +64,7 @@ t.test('workflow cannot spoof per-node variables; token; no rabbit; no container
   t.same(bad.rejected, [{ name: 'DW_WORKFLOW_TOKEN', reason: 'control-character' }]);
   t.equal(bad.containerTarget, null, 'no container keys: no target');
   t.same(bad.ports, []);
-  t.notOk('NNF_CONTAINER_TARGET' in bad.vars);
+  t.notOk('NNF_ENV_CONTAINER_TARGET' in bad.vars);
 
   const ports = planDelivery({ job, workflow: wf, env: validateWorkflowEnv({ NNF_CONTAINER_PORTS: '4000,x' }, policy), rabbit });
   t.same(ports.ports, []);

@@ -41,9 +41,9 @@ t.test('non-MPI job: tracked before PreRun, delivered after, ports probed on the
   t.ok(st.ports?.results.every((r) => r.reachable), 'simulated user container ports reachable');
 
   const vars = parseEnvFile(await readFile(f.env, 'utf8'), f.env);
-  t.equal(vars.NNF_LOCAL_RABBIT, RABBIT);
-  t.equal(vars.NNF_LOCAL_RABBIT_ADDRESS, '127.0.0.1');
-  t.equal(vars.NNF_CONTAINER_TARGET, RABBIT);
+  t.equal(vars.NNF_ENV_LOCAL_RABBIT, RABBIT);
+  t.equal(vars.NNF_ENV_LOCAL_RABBIT_ADDRESS, '127.0.0.1');
+  t.equal(vars.NNF_ENV_CONTAINER_TARGET, RABBIT);
   t.equal(vars.NNF_ENV_JOB_ID, formatJobId(id, 'f58plain'));
   t.ok(vars.DW_JOB_scratch, 'DW_JOB_* from the finished PreRun');
   t.equal(vars.DW_WORKFLOW_NAME, `fluxjob-${id}`);
@@ -72,7 +72,7 @@ t.test('MPI job: the target is the launcher rabbit, resolved through its Node', 
   t.equal(st.phase, 'delivered');
   const vars = parseEnvFile(await readFile(h.files(id).env, 'utf8'), 'env');
   t.ok(vars.NNF_CONTAINER_LAUNCHER, 'launcher set');
-  t.equal(vars.NNF_CONTAINER_TARGET, vars.NNF_CONTAINER_LAUNCHER);
+  t.equal(vars.NNF_ENV_CONTAINER_TARGET, vars.NNF_CONTAINER_LAUNCHER);
   t.equal(st.ports?.target, vars.NNF_CONTAINER_LAUNCHER);
   t.ok(st.ports?.results.every((r) => r.reachable));
 });

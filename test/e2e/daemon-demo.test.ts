@@ -18,7 +18,7 @@ t.test('nnf-env demo runs end to end and exits 0', async (t) => {
   t.match(out, /=== What an admin sees/);
   t.match(out, /# BEGIN nnf-env managed block[^\n]*\n127\.0\.0\.1\s+local-rabbit\n/);
   t.match(out, /=== What the job's user sees/);
-  t.match(out, /^NNF_LOCAL_RABBIT='rabbit-demo'$/m);
+  t.match(out, /^NNF_ENV_LOCAL_RABBIT='rabbit-demo'$/m);
   t.match(out, /^DW_JOB_scratch='\/mnt\/nnf\//m);
   t.match(out, /PORT\s+REACHABLE\s+ATTEMPTS/);
   t.match(out, /^\d+\s+yes\s+\d+/m, 'the sample container\'s ports are reachable');

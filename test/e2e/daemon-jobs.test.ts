@@ -73,8 +73,8 @@ t.test('files are owned by the job user and group, mode 0600, unreadable to othe
   t.equal(st.gid, 65534, 'primary gid of nobody from /etc/passwd (the workflow\'s group is not trusted)');
 });
 
-t.test('workflow token, rejected variables', async (t) => {
-  const h = await startHarness({ sim: { controllers: false } });
+t.test('workflow token (WORKFLOW_TOKEN=true), rejected variables', async (t) => {
+  const h = await startHarness({ sim: { controllers: false }, config: { WORKFLOW_TOKEN: 'true' } });
   t.teardown(() => h.close());
   h.sim.create(SECRETS, { metadata: { name: 'tok', namespace: 'default' }, data: { token: Buffer.from('s3cr3t-token').toString('base64') } });
   const id = newJobId();
@@ -85,7 +85,9 @@ t.test('workflow token, rejected variables', async (t) => {
     NNF_NL: 'a\nb',
     DW_BOTH: `it's "$HOME"`,
     'DW_BAD-NAME': 'x',
-    NNF_LOCAL_RABBIT: 'spoofed',
+    // The old per-node name, now an ordinary NNF_ variable; the new one is reserved.
+    NNF_LOCAL_RABBIT: 'from-the-workflow',
+    NNF_ENV_LOCAL_RABBIT: 'spoofed',
   }, { workflowToken: { secretName: 'tok', secretNamespace: 'default' } }));
   await trackJob(h.socketPath, id.toString(), 1050);
   const st = await getJob(h.socketPath, id.toString(), { wait: true, timeoutMs: 10_000 });
@@ -93,10 +95,11 @@ t.test('workflow token, rejected variables', async (t) => {
   const { vars, facts } = parseEnvFileWithFacts(await readFile(h.files(id).env, 'utf8'), 'env');
   t.equal(vars.DW_WORKFLOW_TOKEN, 's3cr3t-token', 'token from the secret');
   t.equal(vars.DW_JOB_ok, '/mnt/nnf/ok');
-  t.equal(vars.NNF_LOCAL_RABBIT, 'rabbit-sim', 'per-node variables override the workflow');
+  t.equal(vars.NNF_ENV_LOCAL_RABBIT, 'rabbit-sim', 'a workflow cannot set the per-node variables');
+  t.equal(vars.NNF_LOCAL_RABBIT, 'from-the-workflow', 'a name in nnf-sos\'s NNF_ namespace is the workflow\'s, never shadowed');
   for (const n of ['LD_PRELOAD', 'PATH', 'NNF_NL', 'DW_BOTH', 'DW_BAD-NAME']) t.notOk(n in vars, `${n} not written`);
   const reasons = Object.fromEntries(st.rejected.map((r) => [r.name, r.reason]));
-  t.same(reasons, { LD_PRELOAD: 'prefix-not-allowed', PATH: 'prefix-not-allowed', NNF_NL: 'control-character', DW_BOTH: 'unrepresentable', 'DW_BAD-NAME': 'invalid-name' });
+  t.same(reasons, { LD_PRELOAD: 'prefix-not-allowed', PATH: 'prefix-not-allowed', NNF_NL: 'control-character', DW_BOTH: 'unrepresentable', 'DW_BAD-NAME': 'invalid-name', NNF_ENV_LOCAL_RABBIT: 'reserved-name' });
   t.ok(st.variables.includes('DW_WORKFLOW_TOKEN'), 'the token is listed by name');
   const statusText = await readFile(h.files(id).status, 'utf8');
   t.notMatch(statusText, /s3cr3t/, 'the token value is not in the status file');
@@ -112,8 +115,8 @@ t.test('workflow token, rejected variables', async (t) => {
   t.match(st2.warnings?.join(' '), /workflow token secret default\/missing unavailable/);
 });
 
-t.test('WORKFLOW_TOKEN=false keeps the token out', async (t) => {
-  const h = await startHarness({ sim: { controllers: false }, config: { WORKFLOW_TOKEN: 'false' } });
+t.test('WORKFLOW_TOKEN is off by default: the token stays out', async (t) => {
+  const h = await startHarness({ sim: { controllers: false } });
   t.teardown(() => h.close());
   h.sim.create(SECRETS, { metadata: { name: 'tok', namespace: 'default' }, data: { token: Buffer.from('zzz').toString('base64') } });
   const id = newJobId();

@@ -68,9 +68,9 @@ function expectedVariables(id: bigint, launcher?: string): Record<string, string
   const env = { ...(wf?.status?.env ?? {}) };
   return {
     ...env,
-    NNF_LOCAL_RABBIT: 'rabbit-sim',
-    NNF_LOCAL_RABBIT_ADDRESS: '127.0.0.1',
-    NNF_CONTAINER_TARGET: launcher ?? 'rabbit-sim',
+    NNF_ENV_LOCAL_RABBIT: 'rabbit-sim',
+    NNF_ENV_LOCAL_RABBIT_ADDRESS: '127.0.0.1',
+    NNF_ENV_CONTAINER_TARGET: launcher ?? 'rabbit-sim',
     NNF_ENV_JOB_ID: formatJobId(id, 'f58plain'),
   };
 }
@@ -109,15 +109,15 @@ async function checkDeliveredJob(t: Test, id: bigint, mpi: boolean): Promise<voi
     PATH: process.env.PATH, NODE: process.execPath, BIN: nnfEnvBin, FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_RUNTIME_DIR: h.runtimeDir,
   });
   t.equal(sh.stdout, expected.DW_JOBS, 'eval "$(nnf-env export)" in bash');
-  const get = await helper(id, ['get', 'NNF_LOCAL_RABBIT']);
+  const get = await helper(id, ['get', 'NNF_ENV_LOCAL_RABBIT']);
   t.equal(get.stdout, 'rabbit-sim\n');
 
   const ports = (expected.NNF_CONTAINER_PORTS ?? '').split(',');
   const ep = await helper(id, ['endpoint', '--all']);
   t.equal(ep.code, 0, ep.stderr);
-  t.equal(ep.stdout, ports.map((p) => `${mpi ? launcher : 'local-rabbit'}:${p}\n`).join(''), 'endpoint');
-  const epName = await helper(id, ['endpoint', '--hostname']);
-  t.equal(epName.stdout, `${mpi ? launcher : 'rabbit-sim'}:${ports[0]}\n`);
+  t.equal(ep.stdout, ports.map((p) => `${mpi ? launcher : 'rabbit-sim'}:${p}\n`).join(''), 'endpoint: the name the container\'s certificate carries');
+  const epAlias = await helper(id, ['endpoint', '--alias']);
+  t.equal(epAlias.stdout, `${mpi ? launcher : 'local-rabbit'}:${ports[0]}\n`, 'the alias on request');
   const cp = await helper(id, ['check-ports']);
   t.equal(cp.code, 0, `the container's ports answer from here (${cp.stdout}${cp.stderr})`);
 

@@ -108,7 +108,7 @@ t.test('every nasty value arrives byte for byte; warnings logged', async (t) => 
   const values = nastyEnvValues('/tmp/nnf-env-canary');
   const vars: Record<string, string> = {};
   values.forEach((v, i) => (vars[`NNF_T_${String(i).padStart(4, '0')}`] = v));
-  vars.NNF_LOCAL_RABBIT = 'rabbit-node-1';
+  vars.NNF_ENV_LOCAL_RABBIT = 'rabbit-node-1';
   vars.NNF_ENV_JOB_ID = 'fkEPGJX8vhd';
   const facts = statusFacts(status({
     rejected: [{ name: 'LD_PRELOAD', reason: 'prefix-not-allowed' }],
@@ -320,12 +320,12 @@ t.test('warnings: failed workflow once (rank 0), node warnings on every rank', a
       { port: 4000, reachable: false, attempts: 9, timeToFirstSuccessMs: null, lastError: 'timeout' },
     ] },
   }));
-  await harness.writeFile(envPath(id), renderEnvFile({ NNF_LOCAL_RABBIT: 'rabbit-node-1' }, header(id), facts));
+  await harness.writeFile(envPath(id), renderEnvFile({ NNF_ENV_LOCAL_RABBIT: 'rabbit-node-1' }, header(id), facts));
   const jobWide = 'nnf-env: workflow default/fluxjob-321103304048246784 failed, its variables are not set: PreRun: container failed to start: ImagePullBackOff';
   const node = 'nnf-env: user container port 4000 (timeout) on rabbit-node-1 (fd00::1) not reachable from this node';
   const rank0 = await harness.run({ env: { FLUX_JOB_ID: id.toString() }, info: { rank: 0 } });
   t.same(rank0.logs, [jobWide, node]);
-  t.same(rank0.setenv.map((s) => s.name), ['NNF_LOCAL_RABBIT']);
+  t.same(rank0.setenv.map((s) => s.name), ['NNF_ENV_LOCAL_RABBIT']);
   const rank3 = await harness.run({ env: { FLUX_JOB_ID: id.toString() }, info: { rank: 3 } });
   t.same(rank3.logs, [node], 'job-wide warning only from rank 0');
   const noInfo = await harness.run({ env: { FLUX_JOB_ID: id.toString() }, info: 'throws' });

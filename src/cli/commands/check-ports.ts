@@ -49,8 +49,8 @@ export function probePlan(variables: Map<string, string>, status: JobStatus | nu
     name = launcher;
     if (status?.ports?.target === launcher && status.ports.address) address = status.ports.address;
   } else {
-    name = variables.get('NNF_CONTAINER_TARGET') || variables.get('NNF_LOCAL_RABBIT') || status?.rabbit?.name || undefined;
-    address = variables.get('NNF_LOCAL_RABBIT_ADDRESS') || status?.rabbit?.address || undefined;
+    name = variables.get('NNF_ENV_CONTAINER_TARGET') || variables.get('NNF_ENV_LOCAL_RABBIT') || status?.rabbit?.name || undefined;
+    address = variables.get('NNF_ENV_LOCAL_RABBIT_ADDRESS') || status?.rabbit?.address || undefined;
   }
   const host = address ?? name ?? 'local-rabbit';
   const label = address && name && address !== name ? `${name} (${address})` : host;

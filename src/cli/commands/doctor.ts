@@ -30,7 +30,8 @@ export interface PermissionNeed {
   why: string;
 }
 
-export function permissionNeeds(cfg: { WORKFLOW_NAMESPACE: string; WORKFLOW_TOKEN: boolean; RABBIT_ADDRESS: string }): PermissionNeed[] {
+export function permissionNeeds(cfg: { WORKFLOW_NAMESPACE: string; WORKFLOW_TOKEN: boolean; RABBIT_ADDRESS: string; ENV_SOURCE?: string }): PermissionNeed[] {
+  if (cfg.ENV_SOURCE === 'flux') return [];
   const dws = 'dataworkflowservices.github.io';
   const needs: PermissionNeed[] = [
     { group: dws, resource: 'workflows', verbs: ['get', 'list', 'watch'], namespace: cfg.WORKFLOW_NAMESPACE, optional: false, why: 'the jobs\' workflows' },
@@ -92,7 +93,9 @@ export async function runDoctor(opts: DoctorOptions): Promise<CheckResult[]> {
   const config = loaded.config as unknown as Record<string, unknown> & {
     NODE_NAME: string; RABBIT_NAME: string; RABBIT_ADDRESS: string; RABBIT_MAPPING_FILE: string; HOSTS_FILE: string; HOSTS_ALIASES: string[];
     RUNTIME_DIR: string; SOCKET_PATH: string; WORKFLOW_NAMESPACE: string; WORKFLOW_TOKEN: boolean; DWS_API_VERSION: string; KUBE_REQUEST_TIMEOUT: number;
+    ENV_SOURCE: string;
   };
+  const fluxMode = config.ENV_SOURCE === 'flux';
   const nodeName = config.NODE_NAME || shortHostname();
   add({ check: 'config', state: 'ok', detail: `${loaded.file ?? 'no config file (defaults and NNF_ENV_* environment)'}; node ${nodeName}` });
 
@@ -101,10 +104,17 @@ export async function runDoctor(opts: DoctorOptions): Promise<CheckResult[]> {
   let connection;
   try {
     connection = await resolveConnection(config as never, opts.env);
-    add({ check: 'connection', state: 'ok', detail: `${connection.server} (${connection.source})` });
-    for (const w of connectionWarnings(connection)) add({ check: 'connection', state: 'warn', detail: w, fix: 'use https with KUBE_CA_FILE' });
+    if (fluxMode) {
+      // Credentials nnf-envd never uses are only something a root shell on this node can take.
+      add({ check: 'connection', state: 'warn', detail: `ENV_SOURCE=flux needs no Kubernetes access, yet credentials are configured here (${connection.source})`, fix: 'remove them from this node (KUBE_TOKEN_FILE, the kubeconfig) unless something else needs them' });
+      connection = undefined;
+    } else {
+      add({ check: 'connection', state: 'ok', detail: `${connection.server} (${connection.source})` });
+      for (const w of connectionWarnings(connection)) add({ check: 'connection', state: 'warn', detail: w, fix: 'use https with KUBE_CA_FILE' });
+    }
   } catch (err) {
-    add({ check: 'connection', state: 'fail', ...describe(err) });
+    if (fluxMode) add({ check: 'connection', state: 'ok', detail: 'ENV_SOURCE=flux: no Kubernetes credentials on this node, none needed' });
+    else add({ check: 'connection', state: 'fail', ...describe(err) });
   }
 
   // 3. Reachability, authentication, DWS.
@@ -126,13 +136,17 @@ export async function runDoctor(opts: DoctorOptions): Promise<CheckResult[]> {
       add({ check: 'api', state: 'fail', detail: what + d.detail, fix: d.fix ?? (status === 401 ? 'check KUBE_TOKEN_FILE (or the kubeconfig user) and that the token is not expired' : 'check the connection settings') });
     }
   } else {
-    add({ check: 'api', state: 'skip', detail: 'no connection settings' });
+    add({ check: 'api', state: 'skip', detail: fluxMode ? 'ENV_SOURCE=flux: environments come from job eventlogs' : 'no connection settings' });
   }
 
   try {
     // 4. Permissions.
     if (client && apiOk) {
       for (const r of await checkPermissions(client, permissionNeeds(config), connection!.source)) add(r);
+      const { checkExcessPrivileges } = await import('./doctor-privileges.js');
+      for (const r of await checkExcessPrivileges(client, config)) add(r);
+    } else if (fluxMode) {
+      add({ check: 'permissions', state: 'skip', detail: 'ENV_SOURCE=flux: no Kubernetes permissions needed' });
     } else {
       add({ check: 'permissions', state: 'skip', detail: 'the API server is not usable' });
     }

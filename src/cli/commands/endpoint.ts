@@ -3,9 +3,10 @@
  * reach the job's user container from this node, e.g. `curl http://$(nnf-env endpoint)/`.
  *
  * Host: the MPI launcher's rabbit when the workflow has one (only it listens); else this
- * node's rabbit by its hosts alias (`local-rabbit`, written by nnf-envd on every compute node;
- * `$NNF_ENV_HOSTS_ALIASES` names another), `--hostname` for its real name (what TLS
- * certificates of user containers carry), `--address` for its IP (IPv6 in brackets).
+ * node's rabbit by its real name, the name the user container's TLS certificate carries
+ * (copy-offload clients verify it strictly). `--alias` gives the hosts alias instead
+ * (`local-rabbit`, written by nnf-envd; `$NNF_ENV_HOSTS_ALIASES` names another), which no
+ * certificate names; `--address` its IP (IPv6 in brackets).
  */
 import { Command } from 'commander';
 import { NnfEnvError } from '../../core/errors.js';
@@ -65,14 +66,14 @@ function endpointHost(job: string, variables: Map<string, string>, status: JobSt
   }
   if (req.form === 'alias') return req.alias;
   if (req.form === 'hostname') {
-    const name = variables.get('NNF_CONTAINER_TARGET') || variables.get('NNF_LOCAL_RABBIT');
+    const name = variables.get('NNF_ENV_CONTAINER_TARGET') || variables.get('NNF_ENV_LOCAL_RABBIT');
     if (name) return name;
   } else {
-    const address = variables.get('NNF_LOCAL_RABBIT_ADDRESS');
+    const address = variables.get('NNF_ENV_LOCAL_RABBIT_ADDRESS');
     if (address) return address;
   }
-  throw new EndpointError('NO_RABBIT', `this node's rabbit is not known for job ${job} (NNF_LOCAL_RABBIT${req.form === 'address' ? '_ADDRESS' : ''} is not set)`, {
-    hint: `use the alias (nnf-env endpoint without --${req.form}); an admin can check nnf-env status`,
+  throw new EndpointError('NO_RABBIT', `this node's rabbit is not known for job ${job} (NNF_ENV_LOCAL_RABBIT${req.form === 'address' ? '_ADDRESS' : ''} is not set)`, {
+    hint: `use the alias (nnf-env endpoint --alias); an admin can check nnf-env status`,
   });
 }
 
@@ -82,11 +83,12 @@ export function command(): Command {
     .option('--job <id>', 'job id (default: $NNF_ENV_JOB_ID, the job whose variables the environment holds, else $FLUX_JOB_ID)')
     .option('--container <name>', 'ports of this container (NNF_CONTAINER_PORTS_<name>)')
     .option('--all', 'one line per port (default: the first port only)')
-    .option('--hostname', 'use the rabbit\'s host name instead of the local-rabbit alias (names in TLS certificates)')
+    .option('--hostname', 'the rabbit\'s host name, as TLS certificates of user containers name it (the default)')
+    .option('--alias', 'the local-rabbit hosts alias instead (plain TCP or HTTP only: no certificate names it)')
     .option('--address', 'use the rabbit\'s IP address (IPv6 in brackets)')
     .addHelpText('after', '\nMPI containers listen only on the launcher (NNF_CONTAINER_LAUNCHER), which is then the host.\n' + exitCodesHelp({ 0: 'ok', 1: 'no ports/container/rabbit' }))
-    .action(async (opts: { job?: string; container?: string; all?: boolean; hostname?: boolean; address?: boolean }) => {
-      if (opts.hostname && opts.address) throw new EndpointError('BAD_OPTIONS', '--hostname and --address exclude each other');
+    .action(async (opts: { job?: string; container?: string; all?: boolean; hostname?: boolean; alias?: boolean; address?: boolean }) => {
+      if ([opts.hostname, opts.alias, opts.address].filter(Boolean).length > 1) throw new EndpointError('BAD_OPTIONS', '--hostname, --alias and --address exclude each other');
       const ctx = await import('../job-context.js');
       const job = await ctx.loadDeliveredJob(opts.job);
       const [{ parsePortList }, { formatHostPort }] = await Promise.all([import('../../contract/port-list.js'), import('../../contract/address.js')]);
@@ -94,7 +96,7 @@ export function command(): Command {
       const lines = endpoints(job.ref.name, job.variables, job.status, {
         container: opts.container,
         all: opts.all,
-        form: opts.address ? 'address' : opts.hostname ? 'hostname' : 'alias',
+        form: opts.address ? 'address' : opts.alias ? 'alias' : 'hostname',
         alias,
       }, { parsePorts: parsePortList, formatHostPort });
       process.stdout.write(lines.join('\n') + '\n');
