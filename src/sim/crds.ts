@@ -54,17 +54,22 @@ export interface CrdDefinition {
 
 /**
  * etc/kubernetes/crds of the nnf-env package this file belongs to (checkout, dist/), else, for
- * a bundle installed as PREFIX/bin/nnf-env (the packages, `nnf-env install`), PREFIX/share/nnf-env/crds.
+ * the bundles installed under PREFIX (PREFIX/lib/nnf-env/nnf-env-commands.cjs, from the
+ * packages or `nnf-env install`), PREFIX/share/nnf-env/crds.
  */
 export function defaultCrdDir(fromFile: string = fileURLToPath(import.meta.url)): string {
+  const ancestors: string[] = [];
   for (let dir = dirname(fromFile); ; dir = dirname(dir)) {
+    ancestors.push(dir);
     const candidate = join(dir, 'etc', 'kubernetes', 'crds');
     if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
     if (dirname(dir) === dir) break;
   }
-  const shared = join(dirname(dirname(fromFile)), 'share', 'nnf-env', 'crds');
-  if (existsSync(shared)) return shared;
-  throw new CrdFileError(fromFile, `no etc/kubernetes/crds found in any directory above it, nor ${shared}`);
+  for (const dir of ancestors) {
+    const shared = join(dir, 'share', 'nnf-env', 'crds');
+    if (existsSync(shared)) return shared;
+  }
+  throw new CrdFileError(fromFile, 'no etc/kubernetes/crds (checkout) nor share/nnf-env/crds (installed) found in any directory above it');
 }
 
 function str(v: unknown, file: string, what: string): string {

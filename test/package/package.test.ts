@@ -4,7 +4,7 @@
  * the dependency and the scriptlets, then unpacks the .deb into a temp root and runs the
  * full-path e2e test (test/e2e/full-path.test.ts) against the unpacked bins and shell plugin.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -136,6 +136,19 @@ async function packageTests(): Promise<void> {
 
     // Run as a plain node script (its own TAP output), not as a child of this tap run.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TAP') && !k.startsWith('_TAPJS')));
+    // The simulator from the package finds the packaged CRDs (/usr/share/nnf-env/crds).
+    const sim = spawn(process.execPath, [join(root, 'usr/bin/nnf-env'), 'sim', '--listen', '127.0.0.1:0', '--no-user-containers'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let simOut = '';
+    const listening = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 30_000);
+      sim.stdout.on('data', (b: Buffer) => { simOut += b.toString('utf8'); if (simOut.includes('listening on')) { clearTimeout(timer); resolve(true); } });
+      sim.stderr.on('data', (b: Buffer) => { simOut += b.toString('utf8'); });
+      sim.once('exit', () => { clearTimeout(timer); resolve(false); });
+    });
+    sim.kill('SIGTERM');
+    t.ok(listening, `the packaged simulator starts on the packaged CRDs: ${simOut}`);
+    t.match(simOut, /^nnf-env sim: listening on http:\/\/127\.0\.0\.1:\d+$/m);
+
     const e2e = spawnSync(process.execPath, [join(buildRoot, 'test', 'e2e', 'full-path.test.js')], {
       encoding: 'utf8', timeout: 120_000, env: { ...env, NNF_ENV_TEST_INSTALLED_ROOT: root, TAP_TIMEOUT: '170' },
     });
