@@ -1,14 +1,18 @@
 /**
  * Crash-safe file writes for root-owned directories that other people can name files in
- * (runtime directory, /etc): never follow a symlink, never show a reader a partial file.
+ * (runtime directory, /etc, an install prefix): never follow a symlink, never show a reader a
+ * partial file.
  *
- * - writeFileAtomic: temp file beside the target (O_EXCL|O_NOFOLLOW, owner and mode set before
- *   any content), fsync, rename over the target, fsync the directory. A reader sees the old
- *   file or the new one, also after SIGKILL or power loss at any instant. In a directory on
- *   tmpfs/ramfs (/run) the fsyncs are skipped and the system calls made synchronously (see
- *   isPersistentDir).
- * - writeFileNoClobber: the same, published with link(2) instead of rename: never replaces
- *   anything at the target (for a notice that a later writeFileAtomic may replace).
+ * - writeFileAtomic: the one writer. One step sequence (writeAtomically): temp file beside the
+ *   target (O_EXCL|O_NOFOLLOW), owner and mode set before any content, write, fsync, rename
+ *   over the target, fsync the directory. A reader sees the old file or the new one, also after
+ *   SIGKILL or power loss at any instant. The steps run over one of two tables of system calls
+ *   (./file-calls.ts): through libuv's thread pool with the fsyncs, or, in a directory on
+ *   tmpfs/ramfs (/run), synchronously without them (see isPersistentDir).
+ *   What may sit at the target is the publish mode: 'replace' (default: a regular file or
+ *   nothing; a symlink is refused), 'replace-any' (anything but a directory is replaced, a
+ *   symlink itself and never what it points to: install's files), 'no-clobber'
+ *   (writeFileNoClobber: link(2) instead of rename, never replaces anything).
  * - writeFileInPlace: the fallback for files that cannot be renamed over (a bind-mounted
  *   /etc/hosts: EBUSY; a read-only /etc with the file itself writable: EROFS). Not atomic;
  *   ordered so the file is never empty and never shorter than the new content (see there).
@@ -19,10 +23,11 @@
  * what the daemon checks for its runtime directory.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as C, fchmodSync, fchownSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
-import { link, lstat, open, readdir, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { constants as C, type BigIntStats } from 'node:fs';
+import { lstat, open, readdir, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NnfEnvError, errnoCode } from '../core/errors.js';
+import { SYNCHRONOUS, THREAD_POOL, type FileCalls } from './file-calls.js';
 
 export type FileStage =
   | 'check-target'
@@ -31,6 +36,7 @@ export type FileStage =
   | 'chmod'
   | 'write'
   | 'fsync'
+  | 'close'
   | 'rename'
   | 'link'
   | 'fsync-dir'
@@ -99,11 +105,21 @@ function tempPathFor(target: string): string {
   return join(dirname(target), `${tempPrefix(target)}${TEMP_ID}${(tempSeq++).toString(36)}${TEMP_SUFFIX}`);
 }
 
+/**
+ * What the write may replace at the target (see the file comment). 'no-clobber' is
+ * writeFileNoClobber's, which says whether it wrote.
+ */
+export type Publish = 'replace' | 'replace-any' | 'no-clobber';
+
 export interface WriteAtomicOptions {
   mode: number;
   uid?: number;
   gid?: number;
-  /** fsync the directory after the rename, so the rename itself survives power loss. Default true. */
+  /**
+   * fsync the directory after the rename, so the rename itself survives power loss. Default
+   * true. A caller that writes many files into few directories (install) passes false and
+   * calls syncDirectory once per directory.
+   */
   fsyncDir?: boolean;
   /**
    * Whether the directory's files survive a reboot. 'auto' (default): isPersistentDir. When
@@ -111,6 +127,8 @@ export interface WriteAtomicOptions {
    * done with synchronous system calls; the rename still makes it all-or-nothing.
    */
   persistent?: boolean | 'auto';
+  /** What may be replaced at the target. Default 'replace'. */
+  publish?: Exclude<Publish, 'no-clobber'>;
   /**
    * Called after the temp file is complete and synced, immediately before the rename. Throwing
    * aborts the write (temp file removed, the error passes through). The hosts writer uses it
@@ -131,30 +149,6 @@ async function runBeforeRename(opts: WriteAtomicOptions): Promise<void> {
   } catch (err) {
     throw new HookFailure(err);
   }
-}
-
-async function refuseNonRegular(path: string, stage: FileStage): Promise<void> {
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return;
-    throw new AtomicWriteError('WRITE_FAILED', path, stage, err);
-  }
-  if (st.isSymbolicLink()) throw new AtomicWriteError('SYMLINK_REFUSED', path, stage, undefined, 'is a symlink; refusing to replace it');
-  if (!st.isFile()) throw new AtomicWriteError('NOT_REGULAR_FILE', path, stage, undefined, 'is not a regular file');
-}
-
-function refuseNonRegularSync(path: string, stage: FileStage): void {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return;
-    throw new AtomicWriteError('WRITE_FAILED', path, stage, err);
-  }
-  if (st.isSymbolicLink()) throw new AtomicWriteError('SYMLINK_REFUSED', path, stage, undefined, 'is a symlink; refusing to replace it');
-  if (!st.isFile()) throw new AtomicWriteError('NOT_REGULAR_FILE', path, stage, undefined, 'is not a regular file');
 }
 
 /** statfs f_type of the filesystems whose files live in memory only. */
@@ -185,44 +179,49 @@ export function isPersistentDir(dir: string): Promise<boolean> {
   return known;
 }
 
-function writeAllSync(fd: number, data: Buffer): void {
+async function writeAll(sys: FileCalls, fd: number, data: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) {
-    const n = writeSync(fd, data, done, data.length - done, done);
+    const n = await sys.write(fd, data, done, data.length - done, position + done);
     if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     done += n;
   }
 }
 
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-    if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    done += bytesWritten;
-  }
-}
-
-async function fsyncDirectory(dir: string): Promise<void> {
-  const dh = await open(dir, C.O_RDONLY | C.O_DIRECTORY);
+async function fsyncDirectory(sys: FileCalls, dir: string): Promise<void> {
+  const fd = await sys.open(dir, C.O_RDONLY | C.O_DIRECTORY);
   try {
-    await dh.sync();
+    await sys.fsync(fd);
   } catch (err) {
     // Some filesystems cannot fsync a directory; the rename is then as durable as they allow.
     if (errnoCode(err) !== 'EINVAL' && errnoCode(err) !== 'ENOTSUP') throw err;
   } finally {
-    await dh.close();
+    await sys.close(fd);
   }
 }
 
 /**
- * Replace `path` with `data` atomically. The target, if it exists, must be a regular file:
- * a symlink is refused (SYMLINK_REFUSED), never followed or replaced. Between the check and
+ * fsync `dir`, so that renames made in it with `fsyncDir: false` survive power loss. Nothing
+ * on tmpfs (as writeFileAtomic).
+ */
+export async function syncDirectory(dir: string): Promise<void> {
+  if (!(await isPersistentDir(dir))) return;
+  try {
+    await fsyncDirectory(THREAD_POOL, dir);
+  } catch (err) {
+    throw new AtomicWriteError('WRITE_FAILED', dir, 'fsync-dir', err);
+  }
+}
+
+/**
+ * Replace `path` with `data` atomically. With the default publish mode the target, if it
+ * exists, must be a regular file: a symlink is refused (SYMLINK_REFUSED), never followed or
+ * replaced; 'replace-any' replaces whatever is there but a directory. Between the check and
  * the rename a symlink could still be planted, but rename() replaces the link itself and never
  * writes through it, so the race cannot redirect the write.
  */
 export async function writeFileAtomic(path: string, data: string | Buffer, opts: WriteAtomicOptions): Promise<void> {
-  await writeAtomically(path, data, opts, 'replace');
+  await writeAtomically(path, data, opts, opts.publish ?? 'replace');
 }
 
 /**
@@ -232,157 +231,110 @@ export async function writeFileAtomic(path: string, data: string | Buffer, opts:
  * or the whole new one. Returns false when something exists at `path` (nothing written, temp
  * file removed); a later writeFileAtomic replaces what this wrote, as intended.
  */
-export async function writeFileNoClobber(path: string, data: string | Buffer, opts: WriteAtomicOptions): Promise<boolean> {
+export async function writeFileNoClobber(path: string, data: string | Buffer, opts: Omit<WriteAtomicOptions, 'publish'>): Promise<boolean> {
   return writeAtomically(path, data, opts, 'no-clobber');
 }
 
-type Publish = 'replace' | 'no-clobber';
-
-/** Something (anything: no symlink followed) at `path`? */
-function occupied(path: string, stage: FileStage): boolean {
+/**
+ * Whether the publish mode allows the write over what is at `path` now (lstat: never
+ * followed). False only for 'no-clobber' with something there; a refusal throws.
+ */
+async function targetAllows(sys: FileCalls, path: string, publish: Publish, stage: FileStage): Promise<boolean> {
+  let st;
   try {
-    lstatSync(path);
-    return true;
+    st = await sys.lstat(path);
   } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return false;
+    if (errnoCode(err) === 'ENOENT') return true;
     throw new AtomicWriteError('WRITE_FAILED', path, stage, err);
   }
+  if (publish === 'no-clobber') return false;
+  if (st.isDirectory()) throw new AtomicWriteError('NOT_REGULAR_FILE', path, stage, undefined, 'is a directory');
+  if (publish === 'replace-any') return true;
+  if (st.isSymbolicLink()) throw new AtomicWriteError('SYMLINK_REFUSED', path, stage, undefined, 'is a symlink; refusing to replace it');
+  if (!st.isFile()) throw new AtomicWriteError('NOT_REGULAR_FILE', path, stage, undefined, 'is not a regular file');
+  return true;
 }
 
 /** link(tmp, path) then drop the temp name; false (temp removed) when `path` exists. */
-function linkNoClobberSync(tmp: string, path: string): boolean {
+async function linkNoClobber(sys: FileCalls, tmp: string, path: string): Promise<boolean> {
   try {
-    linkSync(tmp, path);
+    await sys.link(tmp, path);
   } catch (err) {
     if (errnoCode(err) !== 'EEXIST') throw err;
-    unlinkSync(tmp);
+    await sys.unlink(tmp);
     return false;
   }
   try {
-    unlinkSync(tmp);
+    await sys.unlink(tmp);
   } catch {
     // Published already; a leftover temp name is cleanupStaleTemps' business.
   }
   return true;
 }
 
-async function linkNoClobber(tmp: string, path: string): Promise<boolean> {
-  try {
-    await link(tmp, path);
-  } catch (err) {
-    if (errnoCode(err) !== 'EEXIST') throw err;
-    await unlink(tmp);
-    return false;
-  }
-  await unlink(tmp).catch(() => undefined); // published already (see linkNoClobberSync)
-  return true;
-}
-
+/** The one step sequence of every atomic write (see the file comment). */
 async function writeAtomically(path: string, data: string | Buffer, opts: WriteAtomicOptions, publish: Publish): Promise<boolean> {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const persistent = opts.persistent ?? 'auto';
-  if (!(persistent === 'auto' ? await isPersistentDir(dirname(path)) : persistent)) return writeInMemoryDir(path, bytes, opts, publish);
-  if (publish === 'no-clobber') {
-    if (occupied(path, 'check-target')) return false;
-  } else await refuseNonRegular(path, 'check-target');
+  const durable = persistent === 'auto' ? await isPersistentDir(dirname(path)) : persistent;
+  // Where fsync means nothing, nothing waits for a device either: no thread-pool round trips.
+  const sys = durable ? THREAD_POOL : SYNCHRONOUS;
+  if (!(await targetAllows(sys, path, publish, 'check-target'))) return false;
 
   const tmp = tempPathFor(path);
-  let fh: FileHandle | undefined;
+  let fd: number | undefined;
+  let tempExists = false;
   let stage: FileStage = 'create-temp';
-  let renamed = false;
   try {
-    fh = await open(tmp, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
+    fd = await sys.open(tmp, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
+    tempExists = true;
     if (opts.uid !== undefined || opts.gid !== undefined) {
       stage = 'chown';
-      await fh.chown(opts.uid ?? -1, opts.gid ?? -1);
+      await sys.fchown(fd, opts.uid ?? -1, opts.gid ?? -1);
     }
     // After chown: chown clears set-id bits, the mode must be exactly what was asked.
     stage = 'chmod';
-    await fh.chmod(opts.mode);
+    await sys.fchmod(fd, opts.mode);
     stage = 'write';
-    await writeAll(fh, bytes, 0);
-    stage = 'fsync';
-    await fh.sync();
-    const closing = fh;
-    fh = undefined;
-    await closing.close();
+    await writeAll(sys, fd, bytes, 0);
+    if (durable) {
+      stage = 'fsync';
+      await sys.fsync(fd);
+    }
+    stage = 'close';
+    const closing = fd;
+    fd = undefined;
+    await sys.close(closing);
     await runBeforeRename(opts);
     if (publish === 'no-clobber') {
       stage = 'link';
-      const linked = await linkNoClobber(tmp, path);
-      renamed = true; // the temp name is gone either way
+      const linked = await linkNoClobber(sys, tmp, path);
+      tempExists = false; // the temp name is gone either way
       if (!linked) return false;
     } else {
       stage = 'rename';
-      await refuseNonRegular(path, 'rename');
-      await rename(tmp, path);
-      renamed = true;
+      await targetAllows(sys, path, publish, 'rename');
+      await sys.rename(tmp, path);
+      tempExists = false;
     }
-    if (opts.fsyncDir !== false) {
+    if (durable && opts.fsyncDir !== false) {
       stage = 'fsync-dir';
-      await fsyncDirectory(dirname(path));
+      await fsyncDirectory(sys, dirname(path));
     }
-    return true;
-  } catch (err) {
-    if (fh) await fh.close().catch(() => undefined);
-    if (!renamed) await unlink(tmp).catch(() => undefined);
-    if (err instanceof HookFailure) throw err.cause;
-    if (err instanceof NnfEnvError) throw err;
-    throw new AtomicWriteError('WRITE_FAILED', path, stage, err);
-  }
-}
-
-/**
- * writeFileAtomic for a directory on tmpfs: the same steps, checks and errors without the
- * fsyncs, each system call synchronous (no device to wait for). Only beforeRename is awaited.
- */
-async function writeInMemoryDir(path: string, bytes: Buffer, opts: WriteAtomicOptions, publish: Publish): Promise<boolean> {
-  if (publish === 'no-clobber') {
-    if (occupied(path, 'check-target')) return false;
-  } else refuseNonRegularSync(path, 'check-target');
-  const tmp = tempPathFor(path);
-  let fd: number | undefined;
-  let stage: FileStage = 'create-temp';
-  let renamed = false;
-  try {
-    fd = openSync(tmp, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
-    if (opts.uid !== undefined || opts.gid !== undefined) {
-      stage = 'chown';
-      fchownSync(fd, opts.uid ?? -1, opts.gid ?? -1);
-    }
-    // After chown: chown clears set-id bits, the mode must be exactly what was asked.
-    stage = 'chmod';
-    fchmodSync(fd, opts.mode);
-    stage = 'write';
-    writeAllSync(fd, bytes);
-    const closing = fd;
-    fd = undefined;
-    closeSync(closing);
-    await runBeforeRename(opts);
-    if (publish === 'no-clobber') {
-      stage = 'link';
-      const linked = linkNoClobberSync(tmp, path);
-      renamed = true; // the temp name is gone either way
-      return linked;
-    }
-    stage = 'rename';
-    refuseNonRegularSync(path, 'rename');
-    renameSync(tmp, path);
-    renamed = true;
     return true;
   } catch (err) {
     if (fd !== undefined) {
       try {
-        closeSync(fd);
+        await sys.close(fd);
       } catch {
         // Already failing; the first error is the one to report.
       }
     }
-    if (!renamed) {
+    if (tempExists) {
       try {
-        unlinkSync(tmp);
+        await sys.unlink(tmp);
       } catch {
-        // Not created, or gone already.
+        // Gone already.
       }
     }
     if (err instanceof HookFailure) throw err.cause;
@@ -574,7 +526,7 @@ export async function writeFileInPlace(path: string, next: Buffer, opts: WriteIn
     const from = commonPrefixLength(current, next);
     const bytesWritten = next.length - from;
     try {
-      if (bytesWritten > 0) await writeAll(fh, next.subarray(from), from);
+      if (bytesWritten > 0) await writeAll(THREAD_POOL, fh.fd, next.subarray(from), from);
     } catch (err) {
       throw new AtomicWriteError('WRITE_FAILED', path, 'write', err);
     }

@@ -3,11 +3,13 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import type { Test } from 'tap';
 import { MANIFEST_NAME, relocate, runInstall, runUninstall } from '../../src/cli/commands/install.js';
 import type { InstallOptions, Manifest } from '../../src/cli/commands/install.js';
-import { nnfEnvBin } from '../helpers/paths.js';
+import { buildRoot, nnfEnvBin } from '../helpers/paths.js';
+import { mountNamespaceUnavailable, runInMountNamespace } from '../fs/mount-namespace.js';
 
 const EXAMPLE = '# example config\n#NODE_NAME=\n';
 const NODE = '/opt/node/bin/node';
@@ -343,4 +345,55 @@ t.test('Flux paths come from the instance; an old conf.d drop-in is kept, not re
   t.equal(await readFile(join(dest, old), 'utf8'), oldText, 'left in place');
   const after = JSON.parse(await readFile(join(lib, MANIFEST_NAME), 'utf8')) as Manifest;
   t.notOk(after.files.some((f) => f.path === old), 'no longer tracked: uninstall leaves it to the admin');
+});
+
+t.test('a symlink at a target is replaced by the file, never written through; a symlinked config is left as it is', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({ victim: 'precious\n', 'site.conf': '# the site\'s config\n' });
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  const wrapper = join(dest, 'opt/nnf/bin/nnf-env');
+  await mkdir(dirname(wrapper), { recursive: true });
+  await symlink(join(dest, 'victim'), wrapper);
+  const conf = join(dest, 'etc/nnf-env/nnf-env.conf');
+  await mkdir(dirname(conf), { recursive: true });
+  await symlink(join(dest, 'site.conf'), conf);
+
+  const report = await runInstall(opts);
+  const { lstat } = await import('node:fs/promises');
+  t.ok((await lstat(wrapper)).isFile(), 'the bin is a file where the symlink was');
+  t.equal(await modeOf(wrapper), 0o755);
+  t.equal(await readFile(wrapper, 'utf8'), `#!${NODE}\nconsole.log("nnf-env");\n`);
+  t.equal(await readFile(join(dest, 'victim'), 'utf8'), 'precious\n', 'what the symlink pointed to is untouched');
+  t.ok(report.lines.some((l) => /^updated +/.test(l) && l.endsWith(`${wrapper} (replaces a symlink)`)), report.lines.join('\n'));
+  t.ok((await lstat(conf)).isSymbolicLink(), 'the symlinked config stays a symlink');
+  t.equal(await readFile(join(dest, 'site.conf'), 'utf8'), '# the site\'s config\n');
+  t.ok(report.lines.some((l) => /^kept +/.test(l) && l.endsWith(`${conf} (a symlink; left as it is)`)), report.lines.join('\n'));
+  t.notOk(Object.keys(await snapshot(dest)).some((p) => p.endsWith('.nnf-tmp')), 'no temp file left');
+
+  const again = await runInstall(opts);
+  t.ok(again.files.filter((f) => f.path === '/opt/nnf/bin/nnf-env').every((f) => f.action === 'unchanged'), 'the second run finds the file in place');
+});
+
+t.test('a read-only destination: INSTALL_PERMISSION, the installed files as they were, no temp file left', { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  await runInstall(opts);
+  const before = await snapshot(dest);
+  await put(join(src.bundleDir, 'nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("nnf-env 2");\n');
+  const scripts = await mkdtemp(join(tmpdir(), 'nnf-env-ro-install-'));
+  t.teardown(() => rm(scripts, { recursive: true, force: true }));
+  const installModule = pathToFileURL(join(buildRoot, 'src', 'cli', 'commands', 'install.js')).href;
+  const r = await runInMountNamespace(scripts, 'ro-install.mjs', `
+    import { execFileSync } from 'node:child_process';
+    const { runInstall } = await import(${JSON.stringify(installModule)});
+    const dest = ${JSON.stringify(dest)};
+    execFileSync('mount', ['--bind', dest, dest]);
+    execFileSync('mount', ['-o', 'remount,bind,ro', dest]);
+    try { await runInstall(${JSON.stringify(opts)}); console.log(JSON.stringify({ ok: true })); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+  `);
+  t.equal(r.code, 0, r.stderr);
+  t.same(JSON.parse(r.stdout), { code: 'INSTALL_PERMISSION', message: `cannot write ${dest}/opt/nnf/bin/nnf-env: read-only file system` });
+  t.same(await snapshot(dest), before, 'every installed file as it was, nothing added (no temp file)');
 });

@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { lstat, mkdir, readFile, readdir, readlink, stat, symlink, utimes } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import {
@@ -14,7 +14,7 @@ import {
   writeFileInPlace,
   writeFileNoClobber,
 } from '../../src/fs/atomic-file.js';
-import { builtModule, mountNamespaceUnavailable, runInMountNamespace } from './mount-namespace.js';
+import { builtModule, childEnv, mountNamespaceUnavailable, runInMountNamespace } from './mount-namespace.js';
 
 async function rejectsWith(t: Test, p: Promise<unknown>, code: string, msg: string): Promise<AtomicWriteError | undefined> {
   try {
@@ -88,6 +88,35 @@ for (const persistent of [true, false]) {
 
     await mkdir(join(dir, 'adir'));
     await rejectsWith(t, writeFileAtomic(join(dir, 'adir'), 'x', { ...p, mode: 0o600 }), 'NOT_REGULAR_FILE', 'directory target');
+  });
+
+  t.test(`${label}: publish 'replace-any' replaces a symlink itself, never what it points to`, async (t) => {
+    const dir = t.testdir({ victim: 'precious\n', outside: {} });
+    const link = join(dir, 'nnf-env');
+    await symlink(join(dir, 'victim'), link);
+    await writeFileAtomic(link, '#!/bin/sh\n', { ...p, mode: 0o755, publish: 'replace-any' });
+    const st = await lstat(link);
+    t.ok(st.isFile(), 'a regular file where the symlink was');
+    t.equal(st.mode & 0o7777, 0o755);
+    t.equal(await readFile(link, 'utf8'), '#!/bin/sh\n');
+    t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n', 'what it pointed to is untouched');
+
+    // A dangling symlink (into a directory of someone else's choosing): nothing created there.
+    const dangling = join(dir, 'dangling');
+    await symlink(join(dir, 'outside', 'planted'), dangling);
+    await writeFileAtomic(dangling, 'x\n', { ...p, mode: 0o644, publish: 'replace-any' });
+    t.ok((await lstat(dangling)).isFile(), 'the dangling link replaced');
+    t.same(await readdir(join(dir, 'outside')), [], 'nothing created through it');
+
+    // Planted between the check and the rename: rename replaces the link, still not followed.
+    const late = join(dir, 'late');
+    await writeFileAtomic(late, 'new\n', { ...p, mode: 0o644, publish: 'replace-any', beforeRename: () => symlink(join(dir, 'victim'), late) });
+    t.ok((await lstat(late)).isFile());
+    t.equal(await readFile(join(dir, 'victim'), 'utf8'), 'precious\n');
+
+    await mkdir(join(dir, 'adir'));
+    await rejectsWith(t, writeFileAtomic(join(dir, 'adir'), 'x', { ...p, mode: 0o644, publish: 'replace-any' }), 'NOT_REGULAR_FILE', 'a directory is never replaced');
+    t.same(await tempsIn(dir), [], 'no temp file left');
   });
 
   t.test(`${label}: temp file removed on any failure; beforeRename errors pass through`, async (t) => {
@@ -185,6 +214,78 @@ t.test('disk full mid-write: error, old file intact, no temp left (tmpfs in a mo
   t.equal(persistent, false, 'tmpfs is seen as not persistent');
   const full = { code: 'WRITE_FAILED', stage: 'write', errno: 'ENOSPC', content: 'old\n', files: ['f'] };
   t.same(outs, [full, full]);
+});
+
+t.test('failures after the temp file exists: old file intact, no temp left (read-only and mount-point targets)', { skip: mountNamespaceUnavailable() ?? false }, async (t) => {
+  const dir = t.testdir({ ro: { f: 'old\n' }, mnt: { f: 'old\n' }, src: 'bind source\n' });
+  const r = await runInMountNamespace(dir, 'faults.mjs', `
+    import { execFileSync } from 'node:child_process';
+    import { readFileSync, readdirSync } from 'node:fs';
+    const { writeFileAtomic, isRenameBlocked } = await import(${JSON.stringify(builtModule('atomic-file'))});
+    const dir = ${JSON.stringify(dir)};
+    // A read-only directory (root ignores permission bits; a read-only mount it cannot).
+    execFileSync('mount', ['--bind', dir + '/ro', dir + '/ro']);
+    execFileSync('mount', ['-o', 'remount,bind,ro', dir + '/ro']);
+    // A target that is a mount point: the temp file is made, written, synced; rename says EBUSY.
+    execFileSync('mount', ['--bind', dir + '/src', dir + '/mnt/f']);
+    const outs = [];
+    for (const [sub, persistent] of [['ro', true], ['ro', false], ['mnt', true], ['mnt', false]]) {
+      let out;
+      try { await writeFileAtomic(dir + '/' + sub + '/f', 'new\\n', { mode: 0o644, persistent, publish: 'replace-any' }); out = { ok: true }; }
+      catch (e) { out = { code: e.code, stage: e.stage, errno: e.errno, blocked: isRenameBlocked(e) }; }
+      out.content = readFileSync(dir + '/' + sub + '/f', 'utf8');
+      out.files = readdirSync(dir + '/' + sub);
+      outs.push(out);
+    }
+    console.log(JSON.stringify(outs));
+  `);
+  t.equal(r.code, 0, r.stderr);
+  const outs = JSON.parse(r.stdout);
+  const readOnly = { code: 'WRITE_FAILED', stage: 'create-temp', errno: 'EROFS', blocked: true, content: 'old\n', files: ['f'] };
+  const busy = { code: 'WRITE_FAILED', stage: 'rename', errno: 'EBUSY', blocked: true, content: 'bind source\n', files: ['f'] };
+  t.same(outs, [readOnly, readOnly, busy, busy], 'both tables: the error named, the old content kept, the temp file removed');
+});
+
+/** The system calls of one child process's writes into `dir`, as strace -f -y saw them. */
+async function tracedWrites(t: Test, dir: string, persistent: boolean): Promise<{ pid: number; calls: Array<{ pid: number; name: string; line: string }> }> {
+  const script = join(dir, 'traced.mjs');
+  await writeFile(script, `
+    const { writeFileAtomic } = await import(${JSON.stringify(builtModule('atomic-file'))});
+    await writeFileAtomic(${JSON.stringify(join(dir, 'out', 'job.env'))}, 'A=1\\n', { mode: 0o600, persistent: ${persistent} });
+    console.log(process.pid);
+  `);
+  const traceFile = join(dir, `trace-${persistent}`);
+  const r = spawnSync('strace', ['-f', '-y', '-qq', '-o', traceFile, '-e', 'trace=openat,fchmod,fchown,pwrite64,write,fsync,fdatasync,close,rename,renameat,renameat2,unlink,unlinkat', process.execPath, script], { encoding: 'utf8', env: childEnv(), timeout: 30_000 });
+  t.equal(r.status, 0, r.stderr);
+  const pid = Number(r.stdout.trim());
+  const out = join(dir, 'out');
+  const calls = (await readFile(traceFile, 'utf8')).split('\n')
+    // A call another thread interrupts is two lines: keep the first (its arguments), not `<... resumed>`.
+    .filter((line) => line.includes(out) && !line.includes(' resumed>'))
+    .map((line) => {
+      const m = /^(\d+)\s+(?:<\.\.\. )?(\w+)/.exec(line);
+      return { pid: Number(m?.[1]), name: (m?.[2] ?? '?').replace(/^renameat2?$/, 'rename'), line };
+    });
+  return { pid, calls };
+}
+
+t.test('the step sequence as the kernel sees it: fsync of the file before the rename, of the directory once after; none on tmpfs', { skip: spawnSync('strace', ['-V']).status === 0 ? false : 'needs strace' }, async (t) => {
+  const dir = t.testdir({ out: {} });
+  const durable = await tracedWrites(t, dir, true);
+  t.same(durable.calls.map((c) => c.name), ['openat', 'fchmod', 'pwrite64', 'fsync', 'close', 'rename', 'openat', 'fsync', 'close'], durable.calls.map((c) => c.line).join('\n'));
+  const [create, , , fileSync, , rename, openDir, dirSync] = durable.calls;
+  t.match(create?.line, /O_WRONLY\|O_CREAT\|O_EXCL\|O_NOFOLLOW/, 'temp file: exclusive, no symlink followed');
+  t.match(fileSync?.line, /\.job\.env\.\w+\.nnf-tmp>\)/, 'the temp file is fsynced');
+  t.match(rename?.line, /\.nnf-tmp", .*"[^"]*\/out\/job\.env"/, 'then renamed over the target');
+  t.match(openDir?.line, /O_DIRECTORY/);
+  t.ok(dirSync?.line.startsWith(`${dirSync.pid} fsync(`) && dirSync.line.includes(`<${join(dir, 'out')}>)`), 'then the directory is fsynced');
+  t.ok(durable.calls.some((c) => c.pid !== durable.pid), 'the durable path runs in the thread pool');
+
+  await rm(join(dir, 'out', 'job.env'));
+  const memory = await tracedWrites(t, dir, false);
+  t.same(memory.calls.map((c) => c.name), ['openat', 'fchmod', 'pwrite64', 'close', 'rename'], memory.calls.map((c) => c.line).join('\n'));
+  t.ok(memory.calls.every((c) => c.pid === memory.pid), 'the memory path makes every call on the main thread');
+  t.equal(await readFile(join(dir, 'out', 'job.env'), 'utf8'), 'A=1\n');
 });
 
 t.test('isPersistentDir: true on failure (the safe side) and for procfs', async (t) => {

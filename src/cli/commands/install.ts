@@ -14,8 +14,10 @@
  *   /etc/nnf-env/nnf-env.conf      the commented example config, never over an edited one
  *
  * all under --destdir when given (staging for packages). Every file is compared before it is
- * written (a second run reports "unchanged" for all), written atomically, and recorded with
- * its hash in <prefix>/lib/nnf-env/install-manifest.json; uninstall removes only files still as
+ * written (a second run reports "unchanged" for all), written atomically by the one writer
+ * (fs/atomic-file.ts: temp file, fsync, rename; a symlink at the target is replaced, never
+ * written through; each directory fsynced once before the manifest), and recorded with its hash
+ * in <prefix>/lib/nnf-env/install-manifest.json; uninstall removes only files still as
  * installed. No node_modules: an older install's copy of the app there is removed on upgrade.
  * The packages (scripts/package.mjs) are staged by this same code, so they hold the same files.
  * The plan is a pure function of what is on disk; --dry-run prints it and changes nothing.
@@ -26,12 +28,13 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, realpath, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { NnfEnvError, errnoCode } from '../../core/errors.js';
+import { NnfEnvError, errnoCode, isNnfEnvError } from '../../core/errors.js';
 import { findPackageInfo } from '../../core/package-info.js';
+import { syncDirectory, writeFileAtomic, type AtomicWriteError } from '../../fs/atomic-file.js';
 import type { FluxPaths } from '../flux-instance.js';
 
 export class InstallError extends NnfEnvError {
@@ -261,8 +264,14 @@ async function planInstall(destdir: string, sources: Source[], previous: Manifes
   for (const src of sources) {
     const target = under(destdir, src.path);
     const hash = sha256(src.content);
-    const current = await readIfExists(target);
     wanted.add(src.path);
+    if (await isSymlink(target)) {
+      // Written over, never through (see writeInstalled); a symlinked config is the site's.
+      if (src.kind === 'config') plan.push({ path: src.path, kind: 'config', mode: src.mode, action: 'keep', note: 'a symlink; left as it is', sha256: null });
+      else plan.push({ ...src, action: 'update', note: 'replaces a symlink', sha256: hash });
+      continue;
+    }
+    const current = await readIfExists(target);
     if (current === null) {
       plan.push({ ...src, action: 'create', sha256: hash });
       continue;
@@ -354,7 +363,8 @@ async function explained<T>(path: string, what: string, op: () => Promise<T>): P
   try {
     return await op();
   } catch (err) {
-    const code = errnoCode(err);
+    // The writer's errors carry the system error as errno (theirs `code` says what failed).
+    const code = isNnfEnvError(err) ? (err as Partial<AtomicWriteError>).errno : errnoCode(err);
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
       throw new InstallError('INSTALL_PERMISSION', `cannot ${what} ${path}: ${code === 'EROFS' ? 'read-only file system' : 'permission denied'}`, {
         hint: 'run as root, or stage the files with --destdir DIR',
@@ -364,13 +374,29 @@ async function explained<T>(path: string, what: string, op: () => Promise<T>): P
   }
 }
 
-async function writeAtomic(path: string, content: Buffer, mode: number): Promise<void> {
-  const tmp = `${path}.nnf-env-install.${process.pid}`;
-  await explained(path, 'write', async () => {
-    await writeFile(tmp, content, { mode });
-    await chmod(tmp, mode); // writeFile's mode is filtered by the umask
-    await rename(tmp, path);
-  });
+async function isSymlink(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isSymbolicLink();
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+/**
+ * Write one file with the one atomic writer: whatever but a directory sits at `path` (a
+ * symlink too) is replaced, never written through; the mode is exact (no umask). The
+ * directory is fsynced later, once for all its files (syncWritten).
+ */
+async function writeInstalled(path: string, content: Buffer, mode: number, written: Set<string>): Promise<void> {
+  await explained(path, 'write', () => writeFileAtomic(path, content, { mode, publish: 'replace-any', fsyncDir: false }));
+  written.add(dirname(path));
+}
+
+/** fsync each directory install renamed files into, once, so the renames survive power loss. */
+async function syncWritten(written: Set<string>): Promise<void> {
+  for (const dir of [...written].sort()) await explained(dir, 'sync', () => syncDirectory(dir));
+  written.clear();
 }
 
 /** Create the missing parents of `dir` (under destdir); returns those created, as final paths. */
@@ -424,11 +450,12 @@ export async function runInstall(opts: InstallOptions = {}): Promise<InstallRepo
   lines.push(`next: merge ${prefix === '/' ? '' : prefix}/share/nnf-env/flux-job-manager.toml into the instance's [job-manager] configuration (keep the site's plugins), flux config reload, then nnf-env doctor`);
   if (!dryRun) {
     const created = new Set<string>(previous?.dirs.filter((d) => existsSync(under(destdir, d))) ?? []);
+    const written = new Set<string>();
     for (const f of plan) {
       const target = under(destdir, f.path);
       if ((f.action === 'create' || f.action === 'update') && f.content) {
         await ensureDir(destdir, dirname(f.path), created);
-        await writeAtomic(target, f.content, f.mode);
+        await writeInstalled(target, f.content, f.mode, written);
       } else if (f.action === 'remove') {
         await unlink(target).catch((err: unknown) => { if (errnoCode(err) !== 'ENOENT') throw err; });
       }
@@ -450,8 +477,13 @@ export async function runInstall(opts: InstallOptions = {}): Promise<InstallRepo
       dirs: [...created].sort(),
     };
     const text = JSON.stringify(manifest, null, 2) + '\n';
+    // The files first, durably; then the manifest that says they are there.
+    await syncWritten(written);
     const old = await readIfExists(manifestPath);
-    if (old === null || old.toString('utf8') !== text) await writeAtomic(manifestPath, Buffer.from(text), 0o644);
+    if (old === null || old.toString('utf8') !== text) {
+      await writeInstalled(manifestPath, Buffer.from(text), 0o644, written);
+      await syncWritten(written);
+    }
     if (plan.some((f) => f.kind === 'systemd' && f.action !== 'unchanged')) {
       lines.push('next: systemctl daemon-reload && systemctl enable --now nnf-envd');
     }
