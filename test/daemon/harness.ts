@@ -93,6 +93,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async startDaemon(extra = {}) {
       if (opts.daemonBin !== undefined) {
         h.child = await startDaemonProcess(opts.daemonBin, join(dir, 'nnf-envd.conf'), { ...flags, ...extra }, h.socketPath);
+        // No in-process handle for a child: the tests that run one (full-path on a package) never read it.
         return undefined as unknown as DaemonHandle;
       }
       const loaded = await h.loadConfig(extra);
