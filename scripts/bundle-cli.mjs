@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * Build step after tsc (`npm run build`): bundles the compiled entry src/bin/nnf-env.js and the
- * modules of the hot commands (CommandEntry.fast in src/bin/command-table.ts) into
- * src/bin/nnf-env.cjs beside it, the `nnf-env` bin (why: the header of src/bin/nnf-env.ts).
+ * Build step after tsc (`npm run build`): bundles the compiled entry src/bin/nnf-env.js into
+ * src/bin/nnf-env.cjs beside it, the `nnf-env` bin, and each hot command's module
+ * (CommandEntry.fast in src/bin/command-table.ts) into src/bin/nnf-env-<command>.cjs, which
+ * the bin requires when that command runs (why: the header of src/bin/nnf-env.ts).
  *
  *   node scripts/bundle-cli.mjs [BUILD_DIR]     default dist (a private .build/NAME works too)
  *
@@ -24,23 +25,93 @@
  */
 import { build } from 'esbuild';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const buildDir = resolve(process.argv[2] ?? 'dist');
 const binDir = resolve(buildDir, 'src', 'bin');
-const standaloneDir = resolve(buildDir, 'standalone');
-const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
 
-// The one command table decides what is inlined: the bundle's entry registers the hot modules
-// (literal imports, so that esbuild inlines them) and runs main().
+// The one command table decides what is bundled: each hot command's module becomes its own
+// CommonJS file beside the entry (nnf-env-<command>.cjs), and the entry's bundle registers them
+// (registerInlined) and runs main(). One command's file is all a run compiles: V8 pre-parses a
+// whole file when it loads it, and the prolog (every node of every job) need not pay for the
+// code of export and get, nor they for the prolog's.
 const { COMMANDS } = await import(pathToFileURL(resolve(binDir, 'command-table.js')).href);
 const hot = [...new Set(COMMANDS.filter((c) => c.fast).map((c) => c.module))];
+const fileOf = (module) => `nnf-env-${module.split('/').at(-1)}.cjs`;
+if (new Set(hot.map(fileOf)).size !== hot.length) {
+  console.error('bundle-cli: two hot command modules share a base name; their bundles would collide');
+  process.exit(1);
+}
+
+const common = {
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  // npm packages stay require()d from node_modules, as with the unbundled build.
+  packages: 'external',
+  // import.meta does not exist in CommonJS: the bundle's own URL, which is the compiled
+  // entry's directory (see above).
+  define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true' },
+  legalComments: 'none',
+  logLevel: 'warning',
+};
+// Modules that a hot command imports (dynamically) only on a rare path stay ES modules loaded
+// from the build when that path runs, so that the common path does not parse them: the full
+// config loader (a config file the light reader is unsure of) and the prolog's notice writer
+// (daemon down or timed out; it brings the atomic writer and the env-file renderer).
+const COLD = ['config/load.js', 'cli/prolog-notice.js'].map((m) => resolve(buildDir, 'src', m));
+const coldImports = {
+  name: 'cold-imports',
+  setup(b) {
+    b.onResolve({ filter: /\.js$/ }, (args) => {
+      if (args.kind !== 'dynamic-import') return undefined;
+      const path = resolve(args.resolveDir, args.path);
+      if (!COLD.includes(path)) return undefined;
+      // Kept as import() (Node 20 has it in CommonJS), relative to the bundle's directory.
+      return { path: './' + relative(binDir, path), external: true };
+    });
+  },
+};
+const urlLine = "const __nnfEnvBundleUrl = require('node:url').pathToFileURL(__filename).href;";
+
+const builds = hot.map((module) => build({
+  ...common,
+  stdin: { contents: `export * from ${JSON.stringify(module + '.js')};`, resolveDir: binDir, sourcefile: `${fileOf(module)}-entry.js`, loader: 'js' },
+  outfile: resolve(binDir, fileOf(module)),
+  plugins: [coldImports],
+  banner: { js: urlLine },
+}));
+const contents = [
+  "import { main, registerInlined } from './nnf-env.js';",
+  `registerInlined({ ${hot.map((m) => `${JSON.stringify(m)}: async () => require(${JSON.stringify('./' + fileOf(m))})`).join(', ')} });`,
+  'void main(process.argv.slice(2));',
+].join('\n');
+builds.push(build({
+  ...common,
+  stdin: { contents, resolveDir: binDir, sourcefile: 'nnf-env-bundle-entry.js', loader: 'js' },
+  outfile: resolve(binDir, 'nnf-env.cjs'),
+  // The hot commands' own bundles, loaded when their command runs.
+  external: hot.map((m) => './' + fileOf(m)),
+  banner: { js: `#!/usr/bin/env node\n${urlLine}` },
+}));
+const results = await Promise.all(builds);
+const warnings = results.reduce((n, r) => n + r.warnings.length, 0);
+
+// Warnings mean the bundle may behave unlike the ES modules (e.g. an import.meta property other
+// than url is undefined in CommonJS): fail the build instead of shipping that.
+if (warnings > 0) {
+  console.error(`bundle-cli: ${warnings} warning(s) above; the nnf-env bundles must build cleanly`);
+  process.exit(1);
+}
+
+// The standalone bundles (see the header): npm packages inlined.
+const standaloneDir = resolve(buildDir, 'standalone');
+const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
 const cold = [...new Set(COMMANDS.map((c) => c.module))].filter((m) => !hot.includes(m));
 
 const entries = {
-  // The hot commands inlined, the others left as ES modules beside the bundle (dev tree, npm).
-  nnfEnvDev: entryOf("import { main, registerInlined } from './nnf-env.js';", hot, 'void main(process.argv.slice(2));'),
   // The hot commands inlined; the others from nnf-env-commands.cjs, beside it (dist/standalone)
   // or in ../lib/nnf-env (installed), loaded when one runs.
   nnfEnv: entryOf("import { main, registerInlined } from './nnf-env.js';\nimport { NnfEnvError } from '../core/errors.js';", hot, [
@@ -122,7 +193,6 @@ async function bundle(name, contents, outfile, standalone, mode = 0o755) {
   await chmod(outfile, mode);
 }
 
-await bundle('nnf-env', entries.nnfEnvDev, resolve(binDir, 'nnf-env.cjs'), false);
 await mkdir(standaloneDir, { recursive: true });
 await bundle('nnf-env', entries.nnfEnv, resolve(standaloneDir, 'nnf-env.cjs'), true);
 await bundle('nnf-env-commands', entries.nnfEnvCommands, resolve(standaloneDir, 'nnf-env-commands.cjs'), true, 0o644);

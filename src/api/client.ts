@@ -1,10 +1,9 @@
 /**
  * Client of nnf-envd's control socket (docs/FORMATS.md, "Control socket API"): HTTP/1.1 + JSON
  * over a unix socket. The Flux prolog imports this on every node of every job, so it uses only
- * `node:http` (already in Node's snapshot) and nothing from node_modules.
+ * node:net (./socket-http.ts says why not node:http) and nothing from node_modules.
  */
-import { request as httpRequest } from 'node:http';
-import { createConnection as connectSocket } from 'node:net';
+import { socketHttp } from './socket-http.js';
 import { NnfEnvError, errnoCode } from '../core/errors.js';
 import type { JobStatus } from '../contract/job-status.js';
 
@@ -93,40 +92,37 @@ export function requestJson(
       headers['content-type'] = 'application/json';
       headers['content-length'] = Buffer.byteLength(payload);
     }
-    // No agent: one short-lived connection per request, nothing left open to delay exit. Our own
-    // connection rather than `agent: false`: an agent works out a TLS server name with
-    // net.isIP('localhost'), whose first call compiles a regular expression that costs the
-    // prolog 3 ms or more.
-    const req = httpRequest({ method, path, headers, createConnection: () => connectSocket(socketPath) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', (e) => finish(e));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
+    // One short-lived connection per request, nothing left open to delay exit.
+    const exchange = socketHttp(socketPath, { method, path, headers, body: payload });
+    exchange.answer.then(
+      (res) => {
+        const text = res.body.toString('utf8');
         let parsed: unknown = null;
         if (text.trim() !== '') {
           try {
             parsed = JSON.parse(text);
           } catch {
-            finish(new DaemonApiError(res.statusCode ?? 0, 'BAD_RESPONSE', `not JSON: ${text.slice(0, 200)}`));
+            finish(new DaemonApiError(res.status, 'BAD_RESPONSE', `not JSON: ${text.slice(0, 200)}`));
             return;
           }
         }
-        finish(undefined, { status: res.statusCode ?? 0, body: parsed });
-      });
-    });
-    req.on('error', (e) => finish(translateSocketError(socketPath, e)));
+        finish(undefined, { status: res.status, body: parsed });
+      },
+      (e: unknown) => {
+        const code = (e as { code?: unknown } | null)?.code;
+        finish(code === 'BAD_RESPONSE' ? new DaemonApiError(0, 'BAD_RESPONSE', (e as Error).message) : translateSocketError(socketPath, e));
+      },
+    );
     const timer = setTimeout(() => {
       finish(new DaemonTimeoutError(socketPath, `${method} ${path}`, timeoutMs));
-      req.destroy();
+      exchange.abort();
     }, timeoutMs);
     const onAbort = () => {
       finish(opts.signal?.reason ?? new Error('aborted'));
-      req.destroy();
+      exchange.abort();
     };
     if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    req.end(payload);
   });
 }
 

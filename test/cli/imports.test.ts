@@ -6,7 +6,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { formatJobId } from '../../src/contract/jobid.js';
 import { nnfEnvBin, nnfEnvBundle } from '../helpers/paths.js';
@@ -77,10 +77,13 @@ t.test('export, get, prolog and epilog load no heavy package, not even commander
     const { code, urls } = await loadedModules(args, env);
     t.equal(code, 0, `${args[0]} ran`);
     if (nnfEnvBin === nnfEnvBundle) {
-      // The command is inside the bundle; the hooks see the bundle, and no ES module entry.
+      // The command is inside the bundles: the bin's and the command's own
+      // (nnf-env-<command>.cjs, scripts/bundle-cli.mjs), and no ES module entry.
+      const own = pathToFileURL(join(dirname(nnfEnvBundle), `nnf-env-${args[0]}.cjs`)).href;
       t.ok(urls.includes(pathToFileURL(nnfEnvBundle).href), `${args[0]}: the hook saw the bundle load`);
-      t.notOk(urls.some((u) => u.startsWith('file:') && !u.includes('/node_modules/') && u !== pathToFileURL(nnfEnvBundle).href),
-        `${args[0]}: ran inside the bundle (loaded: ${urls.filter((u) => u.startsWith('file:')).join(', ')})`);
+      t.ok(urls.includes(own), `${args[0]}: and the command's own bundle`);
+      t.notOk(urls.some((u) => u.startsWith('file:') && !u.includes('/node_modules/') && u !== pathToFileURL(nnfEnvBundle).href && u !== own),
+        `${args[0]}: ran inside the bundles (loaded: ${urls.filter((u) => u.startsWith('file:')).join(', ')})`);
     } else {
       t.ok(urls.some((u) => u.includes('/src/cli/commands/')), `${args[0]}: the hook saw the command load`);
     }

@@ -321,16 +321,19 @@ t.test('the Flux scripts in etc/flux/system/{prolog,epilog}.d', async (t) => {
     // The script with the binary replaced by a stub that records its arguments and fails.
     const stub = join(sb.root, `stub-${which}`);
     const record = join(sb.root, `args-${which}`);
-    await writeFile(stub, `#!/bin/sh\necho "$@" > ${record}\nexit 3\n`);
+    await writeFile(stub, `#!/bin/sh\necho "$@" > ${record}\necho "\${NODE_EXTRA_CA_CERTS-unset}" > ${record}.ca\nexit 3\n`);
     await chmod(stub, 0o755);
     const script = join(sb.root, `${which}.sh`);
     await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
-    const r = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58 });
+    // No runtime directory: the epilog cannot tell from files (never from this machine's /run).
+    const noRun = { NNF_ENV_RUNTIME_DIR: join(sb.root, 'absent') };
+    const r = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58, NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', ...noRun });
     t.equal((await readFile(record, 'utf8')).trim(), which, `${which}: runs nnf-env ${which}`);
+    t.equal((await readFile(`${record}.ca`, 'utf8')).trim(), 'unset', `${which}: Node is not made to parse a CA bundle it does not use`);
     t.equal(r.code, which === 'prolog' ? 3 : 0, which === 'prolog' ? 'prolog: its exit code' : 'epilog: always 0');
     // Not installed: say so, exit 0 (a broken install must not drain the cluster).
     await writeFile(script, source.replace('/usr/local/bin/nnf-env', join(sb.root, 'missing')), { mode: 0o755 });
-    const missing = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58 });
+    const missing = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58, ...noRun });
     t.equal(missing.code, 0);
     t.match(missing.stderr, new RegExp(`nnf-env ${which}: .*missing is missing: job ${F58}`));
   }
@@ -370,7 +373,7 @@ t.test('jobs without attributes.system.dw: the scripts answer from the jobspec, 
       await rm(record, { force: true });
       if (specText === null) await rm(spec, { force: true });
       else await writeFile(spec, specText);
-      const r = await runShell('/bin/sh', script, { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, FLUX_JOB_ID: id, EXPECT_ID: F58 });
+      const r = await runShell('/bin/sh', script, { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, FLUX_JOB_ID: id, EXPECT_ID: F58, NNF_ENV_RUNTIME_DIR: join(sb.root, 'absent') });
       t.equal(r.code, 0);
       t.equal(r.stdout + r.stderr, '', 'nothing to log');
       return (await readFile(record, 'utf8').catch(() => '')) === 'ran\n';
@@ -381,6 +384,90 @@ t.test('jobs without attributes.system.dw: the scripts answer from the jobspec, 
     t.equal(await ran(jobspec({}).replace('"duration"', '"\\u0064w": "#DW jobdw type=xfs capacity=1GB name=s", "duration"')), true, `${which}: an escaped "dw" key is not missed`);
     t.equal(await ran(null), true, `${which}: jobspec unreadable: nnf-env decides`);
     t.equal(await ran(jobspec({}), 'ƒ2'), true, `${which}: flux fails for the id: nnf-env decides`);
+  }
+});
+
+t.test('epilog: the job\'s files decide first; a job never tracked here costs no flux and no Node', async (t) => {
+  // Issue 11: every job's epilog asked Flux for the jobspec (one flux process per node per job).
+  const { mkdir, symlink } = await import('node:fs/promises');
+  const root = join(sb.root, 'epilog-files');
+  await rm(root, { recursive: true, force: true });
+  const bin = join(root, 'bin');
+  const rd = join(root, 'run');
+  const jobs = join(rd, 'jobs');
+  await mkdir(bin, { recursive: true });
+  await mkdir(join(jobs, '.tracked'), { recursive: true, mode: 0o700 });
+  await chmod(jobs, 0o711);
+  const calls = join(root, 'calls');
+  // Stand-in flux: records the call and prints a jobspec with #DW directives (so that reaching
+  // it shows as a flux call followed by nnf-env epilog).
+  await writeFile(join(bin, 'flux'), `#!/bin/sh\necho "flux $*" >> ${calls}\necho '{"attributes": {"system": {"dw": "#DW jobdw type=xfs capacity=1GB name=s"}}}'\n`, { mode: 0o755 });
+  const stub = join(root, 'nnf-env');
+  await writeFile(stub, `#!/bin/sh\necho "nnf-env $*" >> ${calls}\n`, { mode: 0o755 });
+  const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', 'epilog.d', 'nnf-env'), 'utf8');
+  const script = join(root, 'epilog.sh');
+  await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
+  const conf = join(root, 'nnf-env.conf');
+  const name = formatJobId(JOB, 'f58plain');
+  const run = async (env: Record<string, string | undefined> = {}): Promise<string[]> => {
+    await rm(calls, { force: true });
+    const r = await runShell('/bin/sh', script, { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, FLUX_JOB_ID: F58, NNF_ENV_CONFIG: conf, ...env });
+    t.equal(r.code, 0, 'exit 0');
+    t.equal(r.stderr, '');
+    return (await readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  };
+  const FLUX_THEN_NODE = [`flux job info ${F58} jobspec`, 'nnf-env epilog'];
+
+  await writeFile(conf, `# site config\n#RUNTIME_DIR=/elsewhere\nNODE_NAME=compute-01\nRUNTIME_DIR=${rd}\n`);
+  t.same(await run(), [], 'no files for the job: neither flux nor nnf-env runs');
+  t.same(await run({ FLUX_JOB_ID: `f${F58.slice(1)}` }), [], 'ASCII f58 (FLUX_F58_FORCE_ASCII): same');
+  await rm(join(jobs, '.tracked'), { recursive: true });
+  t.same(await run(), [], 'no .tracked directory yet (nothing ever tracked): same');
+  await mkdir(join(jobs, '.tracked'), { mode: 0o700 });
+
+  for (const file of [join(jobs, '.tracked', name), join(jobs, `${name}.env`), join(jobs, `${name}.json`)]) {
+    await writeFile(file, '{}');
+    t.same(await run(), ['nnf-env epilog'], `${file.slice(jobs.length + 1)}: untracked, without asking flux`);
+    await rm(file);
+  }
+  await symlink(join(root, 'nowhere'), join(jobs, `${name}.env`));
+  t.same(await run(), ['nnf-env epilog'], 'a dangling symlink in the job\'s name counts as a file');
+  await rm(join(jobs, `${name}.env`));
+  await writeFile(join(jobs, '.tracked', 'fOtherJob'), '{}');
+  t.same(await run(), [], 'another job\'s record does not count');
+
+  // The environment overrides the file, as in nnf-env's own config reader.
+  await writeFile(join(jobs, '.tracked', name), '{}');
+  const empty = join(root, 'other-run');
+  await mkdir(join(empty, 'jobs'), { recursive: true });
+  t.same(await run({ NNF_ENV_RUNTIME_DIR: empty }), [], 'NNF_ENV_RUNTIME_DIR names the runtime directory');
+  t.same(await run({ NNF_ENV_RUNTIME_DIR: '' }), FLUX_THEN_NODE, 'set but empty: unsure');
+  await rm(join(jobs, '.tracked', name));
+
+  // Whatever the script cannot read for certain falls back to the jobspec, then nnf-env.
+  const unsure: Array<[string, string, Record<string, string | undefined>?]> = [
+    [`export RUNTIME_DIR=${rd}\n`, 'an export line'],
+    [`RUNTIME_DIR='${rd}'\n`, 'a quoted value'],
+    [`RUNTIME_DIR=${rd} # here\n`, 'a comment after the value'],
+    [`RUNTIME_DIR=${rd}\nRUNTIME_DIR=${rd}\n`, 'the key twice'],
+    [`  RUNTIME_DIR=${rd}\n`, 'leading blanks'],
+    ['RUNTIME_DIR=run\n', 'a relative path'],
+    [`RUNTIME_DIR=${rd}\n`, 'a decimal job id', { FLUX_JOB_ID: JOB.toString() }],
+    [`RUNTIME_DIR=${rd}\n`, 'an id that is not base58', { FLUX_JOB_ID: 'f0OIl' }],
+    [`RUNTIME_DIR=${rd}\n`, 'no FLUX_JOB_ID', { FLUX_JOB_ID: undefined }],
+    [`RUNTIME_DIR=${rd}\n`, 'a config file named but missing', { NNF_ENV_CONFIG: join(root, 'missing.conf') }],
+    [`RUNTIME_DIR=${join(root, 'absent')}\n`, 'no jobs directory'],
+  ];
+  for (const [text, what, env] of unsure) {
+    await writeFile(conf, text);
+    const expected = env && 'FLUX_JOB_ID' in env && env.FLUX_JOB_ID === undefined ? ['flux job info  jobspec', 'nnf-env epilog'] : env?.FLUX_JOB_ID ? [`flux job info ${env.FLUX_JOB_ID} jobspec`, 'nnf-env epilog'] : FLUX_THEN_NODE;
+    t.same(await run(env), expected, `${what}: the jobspec decides`);
+  }
+  if (process.getuid?.() !== 0) {
+    await writeFile(conf, `RUNTIME_DIR=${rd}\n`);
+    await chmod(join(jobs, '.tracked'), 0o000);
+    t.same(await run(), FLUX_THEN_NODE, '.tracked not searchable by this user: the jobspec decides');
+    await chmod(join(jobs, '.tracked'), 0o700);
   }
 });
 
@@ -437,7 +524,17 @@ t.test('flux-perilog: the perilog command with and without the IMP', async (t) =
   t.equal(withImp.code, 4, 'the IMP\'s exit code');
   t.equal(await readFile(log, 'utf8'), 'imp run epilog\n');
 
+  // --no-imp: the site says there is no IMP, so Flux is not asked (one flux process less per
+  // call). Proof: the IMP that flux would name is not run; the scripts are.
+  await rm(log);
+  await rm(join(confdir, 'system', 'prolog'));
+  const noAsk = await runShell('/bin/sh', `exec ${cmd} prolog --no-imp`, env(imp));
+  t.equal(noAsk.code, 3);
+  t.equal(await readFile(log, 'utf8'), `a-package ${F58}\nnnf-env ${F58}\nz-site ${F58}\n`, '--no-imp: the scripts, not the IMP');
+
   const bad = await runShell('/bin/sh', `exec ${cmd} housekeeping`, env(''));
   t.equal(bad.code, 2);
   t.match(bad.stderr, /usage: flux-perilog prolog\|epilog/);
+  const badFlag = await runShell('/bin/sh', `exec ${cmd} prolog --imp`, env(''));
+  t.equal(badFlag.code, 2, 'an unknown second argument is refused, not ignored');
 });

@@ -11,7 +11,8 @@ async function epilogAction(opts: { config?: string }): Promise<void> {
   const started = performance.now();
   const { line, problem } = await runEpilog({ env: process.env, configFile: opts.config, started });
   // stdout is LOG_INFO in Flux's perilog, stderr LOG_ERR: only problems go to stderr.
-  (problem ? process.stderr : process.stdout).write(line + '\n');
+  const { writeLine } = await import('../write-line.js');
+  writeLine(problem ? 'stderr' : 'stdout', line);
   process.exitCode = 0;
 }
 

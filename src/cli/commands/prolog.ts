@@ -61,7 +61,8 @@ async function prologAction(opts: { config?: string }): Promise<void> {
   // Flux's perilog logs stderr at LOG_ERR: only node problems go there, so that `flux dmesg`
   // (and the journal's priority) shows an error only where an admin has something to do.
   // A user's failed workflow is the user's to hear about (the shell plugin), not an error here.
-  (problem ? process.stderr : process.stdout).write(line + '\n');
+  const { writeLine } = await import('../write-line.js');
+  writeLine(problem ? 'stderr' : 'stdout', line);
   process.exitCode = exitCode;
 }
 
