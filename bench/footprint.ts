@@ -23,6 +23,11 @@ const WF = dwsResource('workflows', 'v1alpha7');
 
 export interface QuietSample {
   rssMiB: number;
+  /**
+   * The anonymous part of RSS (heap, JIT code, buffers): this process's own memory. The rest is
+   * file pages, mostly of the node binary, shared with every other node process on the host.
+   */
+  anonMiB: number;
   /** CPU seconds per wall second over the window (1.0 = one core busy). */
   cpuShare: number;
   /** Context switches of all threads per second. */
@@ -46,6 +51,7 @@ interface ProcSnapshot {
   switches: number;
   cpuSeconds: number;
   rssMiB: number;
+  anonMiB: number;
   threads: number;
 }
 
@@ -65,11 +71,12 @@ export function procSnapshot(pid: number): ProcSnapshot {
   }
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssMiB = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN) / 1024;
+  const anonMiB = Number(/^RssAnon:\s+(\d+)/m.exec(status)?.[1] ?? NaN) / 1024;
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) start after the last ')'.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const cpuSeconds = (Number(f[11]) + Number(f[12])) / 100; // utime, stime (fields 14, 15), USER_HZ 100
-  return { switches, cpuSeconds, rssMiB, threads };
+  return { switches, cpuSeconds, rssMiB, anonMiB, threads };
 }
 
 async function apiEvents(socketPath: string): Promise<number> {
@@ -90,6 +97,7 @@ async function sample(pid: number, seconds: number, socketPath?: string): Promis
   const e1 = socketPath ? await apiEvents(socketPath) : 0;
   return {
     rssMiB: b.rssMiB,
+    anonMiB: b.anonMiB,
     cpuShare: (b.cpuSeconds - a.cpuSeconds) / wall,
     wakeupsPerSecond: (b.switches - a.switches) / wall,
     apiEventsPerSecond: (e1 - e0) / wall,
@@ -112,7 +120,7 @@ async function floorSample(seconds: number): Promise<QuietSample> {
 export async function runFootprint(opts: { jobs: number; windowSeconds: number; log: (s: string) => void }): Promise<FootprintResult> {
   const bookmarkIntervalMs = 60_000;
   const line = (name: string, s: QuietSample) =>
-    opts.log(`  ${name}: ${s.wakeupsPerSecond.toFixed(2)} wakeups/s (API events ${s.apiEventsPerSecond.toFixed(2)}/s), CPU ${(s.cpuShare * 100).toFixed(3)} %, RSS ${s.rssMiB.toFixed(1)} MiB, ${s.threads} threads`);
+    opts.log(`  ${name}: ${s.wakeupsPerSecond.toFixed(2)} wakeups/s (API events ${s.apiEventsPerSecond.toFixed(2)}/s), CPU ${(s.cpuShare * 100).toFixed(3)} %, RSS ${s.rssMiB.toFixed(1)} MiB (anonymous ${s.anonMiB.toFixed(1)}), ${s.threads} threads`);
   const floor = await floorSample(Math.min(opts.windowSeconds, 20));
   line('floor (node -e setInterval)', floor);
   // Watches as long as kube-apiserver's default bounds them (no client-side churn in the window).

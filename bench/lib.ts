@@ -3,7 +3,7 @@
  * report one JSON line, and what a child measures about itself (CPU seconds, peak RSS).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,11 @@ export const benchDir = dirname(fileURLToPath(import.meta.url));
 /** The compiled tree's root (dist/ or .build/<name>/). */
 export const buildRoot = join(benchDir, '..');
 export const nnfEnvBin = join(buildRoot, 'src', 'bin', 'nnf-env.js');
-export const nnfEnvdBin = join(buildRoot, 'src', 'bin', 'nnf-envd.js');
+/**
+ * The daemon as the packages ship it: the standalone bundle (scripts/bundle-cli.mjs), else a
+ * tsc-only build's ES module entry. NNF_ENV_BENCH_DAEMON picks another (the before figures).
+ */
+export const nnfEnvdBin = process.env.NNF_ENV_BENCH_DAEMON ?? [join(buildRoot, 'standalone', 'nnf-envd.cjs')].find((p) => existsSync(p)) ?? join(buildRoot, 'src', 'bin', 'nnf-envd.js');
 
 export interface MachineInfo {
   cpus: number;

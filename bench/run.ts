@@ -173,10 +173,10 @@ function render(r: Results): string {
   if (fp) {
     out.push('### Daemon footprint and quiet (nnf-envd process, all threads, from /proc)');
     out.push('');
-    out.push('| state | wakeups/s | API events/s | wakeups/s apart from API events | CPU % of one core | RSS MiB | RSS / floor | threads | window s |');
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    out.push('| state | wakeups/s | API events/s | wakeups/s apart from API events | CPU % of one core | RSS MiB | RSS / floor | anonymous RSS MiB | threads | window s |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     const row = (name: string, s: FootprintResult['idle']) =>
-      out.push(`| ${name} | ${s.wakeupsPerSecond.toFixed(2)} | ${s.apiEventsPerSecond.toFixed(2)} | ${Math.max(0, s.wakeupsPerSecond - s.apiEventsPerSecond).toFixed(2)} | ${(s.cpuShare * 100).toFixed(3)} | ${s.rssMiB.toFixed(1)} | ${fmt.ratio(s.rssMiB / fp.floor.rssMiB)} | ${s.threads} | ${s.windowSeconds.toFixed(0)} |`);
+      out.push(`| ${name} | ${s.wakeupsPerSecond.toFixed(2)} | ${s.apiEventsPerSecond.toFixed(2)} | ${Math.max(0, s.wakeupsPerSecond - s.apiEventsPerSecond).toFixed(2)} | ${(s.cpuShare * 100).toFixed(3)} | ${s.rssMiB.toFixed(1)} | ${fmt.ratio(s.rssMiB / fp.floor.rssMiB)} | ${s.anonMiB.toFixed(1)} | ${s.threads} | ${s.windowSeconds.toFixed(0)} |`);
     row("floor: `node -e 'setInterval(()=>{},1e9)'`", fp.floor);
     row('idle (no jobs)', fp.idle);
     row(`${fmt.n(fp.jobs)} jobs waiting (${fp.waiting.watches} watches)`, fp.waiting);

@@ -7,6 +7,16 @@
  *
  *   node scripts/bundle-cli.mjs [BUILD_DIR]     default dist (a private .build/NAME works too)
  *
+ * It also writes the standalone bundles that the packages and `nnf-env install` ship, every npm
+ * package inlined, nothing needed beside them but node:
+ *   standalone/nnf-env.cjs            the entry and the hot commands (installed as /usr/bin/nnf-env)
+ *   standalone/nnf-env-commands.cjs   every other command, required when one runs
+ *                                     (installed as /usr/lib/nnf-env/nnf-env-commands.cjs)
+ *   standalone/nnf-envd.cjs           the daemon (installed as /usr/sbin/nnf-envd)
+ * Two files for nnf-env because V8 reads every byte of a script it loads: the prolog, on every
+ * node of every job, pays for the hot commands only (one file with all of them cost the
+ * `--version` path about 50 % more CPU).
+ *
  * CommonJS on purpose: esbuild turns each inlined module's imports into require() calls inside
  * that module's lazy initialiser, so npm packages and node builtins load only when a path needs
  * them; an ES module bundle would hoist them all to the top. The bundle sits in the same
@@ -14,6 +24,7 @@
  * commands, package.json, node_modules) stays the same.
  */
 import { build } from 'esbuild';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -94,3 +105,95 @@ if (warnings > 0) {
   console.error(`bundle-cli: ${warnings} warning(s) above; the nnf-env bundles must build cleanly`);
   process.exit(1);
 }
+
+// The standalone bundles (see the header): npm packages inlined.
+const standaloneDir = resolve(buildDir, 'standalone');
+const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+const cold = [...new Set(COMMANDS.map((c) => c.module))].filter((m) => !hot.includes(m));
+
+const entries = {
+  // The hot commands inlined; the others from nnf-env-commands.cjs, beside it (dist/standalone)
+  // or in ../lib/nnf-env (installed), loaded when one runs.
+  nnfEnv: entryOf("import { main, registerInlined } from './nnf-env.js';\nimport { NnfEnvError } from '../core/errors.js';", hot, [
+    `const cold = ${JSON.stringify(cold)};`,
+    'function loadCold(module) {',
+    "  const { dirname, join } = require('node:path');",
+    "  const candidates = [join(dirname(__filename), 'nnf-env-commands.cjs'), join(dirname(__filename), '..', 'lib', 'nnf-env', 'nnf-env-commands.cjs')];",
+    "  const file = candidates.find((f) => require('node:fs').existsSync(f));",
+    "  if (file === undefined) throw new NnfEnvError('COMMAND_UNAVAILABLE', `this command's code is missing: none of ${candidates.join(', ')} exists`, { hint: 'reinstall nnf-env' });",
+    "  return require('node:module').createRequire(__filename)(file).modules[module]();",
+    '}',
+    'registerInlined(Object.fromEntries(cold.map((m) => [m, () => loadCold(m)])));',
+    'void main(process.argv.slice(2));',
+  ].join('\n')),
+  nnfEnvCommands: `export const modules = { ${cold.map((m) => `${JSON.stringify(m)}: () => import(${JSON.stringify(m + '.js')})`).join(', ')} };`,
+  nnfEnvd: [
+    "import { run, registerInlinedDaemon } from './nnf-envd.js';",
+    "registerInlinedDaemon(() => import('../daemon/main.js'));",
+    'run();',
+  ].join('\n'),
+};
+
+function entryOf(head, modules, tail) {
+  return [head, `registerInlined({ ${modules.map((m) => `${JSON.stringify(m)}: () => import(${JSON.stringify(m + '.js')})`).join(', ')} });`, tail].join('\n');
+}
+
+/**
+ * `createRequire(import.meta.url)('pkg')` (how the ES modules load a CommonJS package only when
+ * a path needs it) becomes a plain require('pkg'), which esbuild follows and inlines; the
+ * require still runs only there.
+ */
+const literalRequires = {
+  name: 'literal-requires',
+  setup(b) {
+    b.onLoad({ filter: /\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8');
+      if (!text.includes('createRequire(import.meta.url)(')) return undefined;
+      return { contents: text.replace(/createRequire\(import\.meta\.url\)\(/g, 'require('), loader: 'js' };
+    });
+  },
+};
+
+async function bundle(name, contents, outfile, standalone, mode = 0o755) {
+  const result = await build({
+    stdin: { contents, resolveDir: binDir, sourcefile: `${name}-bundle-entry.js`, loader: 'js' },
+    outfile,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    ...(standalone
+      ? {
+          // ws's optional native helpers stay optional (ws falls back to JavaScript without them).
+          external: ['bufferutil', 'utf-8-validate'],
+          plugins: [literalRequires],
+          // Smaller source for V8 to hold and pre-parse (the daemon's RSS, the prolog's start-up);
+          // names are kept, so stack traces still say which function.
+          minifyWhitespace: true,
+          minifySyntax: true,
+          define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true', __NNF_ENV_VERSION__: JSON.stringify(version) },
+        }
+      : {
+          // npm packages stay require()d from node_modules, as with the unbundled build.
+          packages: 'external',
+          define: { 'import.meta.url': '__nnfEnvBundleUrl', __NNF_ENV_BUNDLED__: 'true' },
+        }),
+    // import.meta does not exist in CommonJS: the bundle's own URL, which for the dev bundle is
+    // the compiled entry's directory (see above).
+    banner: { js: "#!/usr/bin/env node\nconst __nnfEnvBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  // Warnings mean the bundle may behave unlike the ES modules (e.g. an import.meta property other
+  // than url is undefined in CommonJS): fail the build instead of shipping that.
+  if (result.warnings.length > 0) {
+    console.error(`bundle-cli: ${result.warnings.length} warning(s) above; ${outfile} must build cleanly`);
+    process.exit(1);
+  }
+  await chmod(outfile, mode);
+}
+
+await mkdir(standaloneDir, { recursive: true });
+await bundle('nnf-env', entries.nnfEnv, resolve(standaloneDir, 'nnf-env.cjs'), true);
+await bundle('nnf-env-commands', entries.nnfEnvCommands, resolve(standaloneDir, 'nnf-env-commands.cjs'), true, 0o644);
+await bundle('nnf-envd', entries.nnfEnvd, resolve(standaloneDir, 'nnf-envd.cjs'), true);

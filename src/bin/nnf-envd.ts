@@ -46,7 +46,15 @@ function buildProgram(): { program: Command; flagKeys: Map<string, ConfigKey> } 
   return { program, flagKeys };
 }
 
+/** The daemon module inlined into a bundle (scripts/bundle-cli.mjs), loaded when first needed. */
+let inlinedDaemon: (() => Promise<DaemonModule>) | undefined;
+
+export function registerInlinedDaemon(load: () => Promise<DaemonModule>): void {
+  inlinedDaemon = load;
+}
+
 async function importDaemon(): Promise<DaemonModule> {
+  if (inlinedDaemon) return inlinedDaemon();
   const url = new URL('../daemon/main.js', import.meta.url);
   const mod = await importOptional<DaemonModule>(url);
   if (mod === null) {
@@ -98,4 +106,11 @@ function fail(err: unknown): never {
   exitWithError('nnf-envd', err);
 }
 
-if (isMainModule(import.meta.url)) main(process.argv.slice(2)).catch(fail);
+/** Defined (true) by scripts/bundle-cli.mjs in the bundle, whose own entry calls run(). */
+declare const __NNF_ENV_BUNDLED__: boolean | undefined;
+
+export function run(): void {
+  main(process.argv.slice(2)).catch(fail);
+}
+
+if (typeof __NNF_ENV_BUNDLED__ === 'undefined' && isMainModule(import.meta.url)) run();

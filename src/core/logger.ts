@@ -67,8 +67,7 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
   let stream: DestinationStream;
   if (pretty) {
     // Loaded only here: commands that never pretty-print do not pay for pino-pretty.
-    const require = createRequire(import.meta.url);
-    const { prettyFactory } = require('pino-pretty') as typeof import('pino-pretty');
+    const { prettyFactory } = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
     const prettify = prettyFactory({
       colorize: isTTY(target),
       translateTime: 'SYS:HH:MM:ss.l',

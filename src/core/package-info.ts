@@ -29,6 +29,10 @@ export function findPackageInfo(fromFile: string = fileURLToPath(import.meta.url
   }
 }
 
+/** Defined by scripts/bundle-cli.mjs in the standalone bundles, which have no package.json beside them. */
+declare const __NNF_ENV_VERSION__: string | undefined;
+
 export function packageVersion(): string {
+  if (typeof __NNF_ENV_VERSION__ === 'string') return __NNF_ENV_VERSION__;
   return findPackageInfo()?.version ?? 'unknown';
 }

@@ -52,13 +52,24 @@ export interface CrdDefinition {
   file: string;
 }
 
-/** etc/kubernetes/crds of the nnf-env package this file belongs to (checkout, dist/ or install). */
+/**
+ * etc/kubernetes/crds of the nnf-env package this file belongs to (checkout, dist/), else, for
+ * the bundles installed under PREFIX (PREFIX/lib/nnf-env/nnf-env-commands.cjs, from the
+ * packages or `nnf-env install`), PREFIX/share/nnf-env/crds.
+ */
 export function defaultCrdDir(fromFile: string = fileURLToPath(import.meta.url)): string {
+  const ancestors: string[] = [];
   for (let dir = dirname(fromFile); ; dir = dirname(dir)) {
+    ancestors.push(dir);
     const candidate = join(dir, 'etc', 'kubernetes', 'crds');
     if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) throw new CrdFileError(fromFile, 'no etc/kubernetes/crds found in any directory above it');
+    if (dirname(dir) === dir) break;
   }
+  for (const dir of ancestors) {
+    const shared = join(dir, 'share', 'nnf-env', 'crds');
+    if (existsSync(shared)) return shared;
+  }
+  throw new CrdFileError(fromFile, 'no etc/kubernetes/crds (checkout) nor share/nnf-env/crds (installed) found in any directory above it');
 }
 
 function str(v: unknown, file: string, what: string): string {

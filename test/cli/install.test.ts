@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
 import type { Test } from 'tap';
-import { MANIFEST_NAME, productionPackages, relocate, runInstall, runUninstall } from '../../src/cli/commands/install.js';
+import { MANIFEST_NAME, relocate, runInstall, runUninstall } from '../../src/cli/commands/install.js';
 import type { InstallOptions, Manifest } from '../../src/cli/commands/install.js';
 import { buildRoot, nnfEnvBin } from '../helpers/paths.js';
 import { mountNamespaceUnavailable, runInMountNamespace } from '../fs/mount-namespace.js';
@@ -20,32 +20,28 @@ async function put(path: string, content: string, mode = 0o644): Promise<void> {
   await chmod(path, mode);
 }
 
-/** A small package with the layout of nnf-env: built src, etc/, systemd/, node_modules. */
-async function fakePackage(t: Test): Promise<{ packageRoot: string; builtSrc: string; env: Record<string, string> }> {
+/** A small package with the layout of nnf-env: etc/, systemd/, libexec/, the standalone bundles, node_modules. */
+async function fakePackage(t: Test): Promise<{ packageRoot: string; bundleDir: string; env: Record<string, string> }> {
   const root = await mkdtemp(join(tmpdir(), 'nnf-env-pkg-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   const pkg = join(root, 'pkg');
-  await put(join(pkg, 'package.json'), JSON.stringify({ name: 'nnf-env', version: '9.9.9', type: 'module', dependencies: { 'dep-a': '1' }, devDependencies: { 'dev-only': '1' } }));
-  await put(join(pkg, 'node_modules/dep-a/package.json'), JSON.stringify({ name: 'dep-a', dependencies: { 'dep-b': '1' }, optionalDependencies: { 'dep-missing': '1' } }));
-  await put(join(pkg, 'node_modules/dep-a/index.js'), 'export default 1;\n');
-  await put(join(pkg, 'node_modules/dep-a/node_modules/dep-c/package.json'), JSON.stringify({ name: 'dep-c' }));
-  await put(join(pkg, 'node_modules/dep-b/package.json'), JSON.stringify({ name: 'dep-b' }));
-  await put(join(pkg, 'node_modules/dep-b/lib/x.js'), 'export const x = 1;\n');
-  await symlink('lib/x.js', join(pkg, 'node_modules/dep-b/link.js'));
-  await put(join(pkg, 'node_modules/dev-only/package.json'), JSON.stringify({ name: 'dev-only' }));
-  await mkdir(join(pkg, 'node_modules/.bin'), { recursive: true });
-  await symlink('../dep-b/lib/x.js', join(pkg, 'node_modules/.bin/dep-b'));
+  await put(join(pkg, 'package.json'), JSON.stringify({ name: 'nnf-env', version: '9.9.9', type: 'module', dependencies: { 'dep-a': '1' } }));
+  // The bundles inline every npm package: node_modules is never installed.
+  await put(join(pkg, 'node_modules/dep-a/package.json'), JSON.stringify({ name: 'dep-a' }));
   await put(join(pkg, 'etc/nnf-env/nnf-env.conf'), EXAMPLE);
+  await put(join(pkg, 'etc/nnf-env/flux-job-manager.toml'), 'command = [ "/usr/local/libexec/nnf-env/flux-perilog", "prolog" ]\n');
+  await put(join(pkg, 'etc/kubernetes/nnf-env-rbac.yaml'), 'kind: ClusterRole\n');
+  await put(join(pkg, 'etc/kubernetes/crds/workflows.yaml'), 'kind: CustomResourceDefinition\n');
   await put(join(pkg, 'etc/flux/system/prolog.d/nnf-env'), '#!/bin/sh\nexec /usr/local/bin/nnf-env prolog\n', 0o755);
   await put(join(pkg, 'etc/flux/shell/lua.d/nnf-env.lua'), '-- plugin\n');
   await put(join(pkg, 'systemd/nnf-envd.service'), '[Service]\nExecStart=/usr/local/sbin/nnf-envd\n');
-  const src = join(root, 'build', 'src');
-  await put(join(src, 'bin/nnf-env.js'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
-  await put(join(src, 'bin/nnf-env.js.map'), '{}');
-  await put(join(src, 'bin/nnf-envd.js'), '#!/usr/bin/env node\n');
+  const bundleDir = join(root, 'build', 'standalone');
+  await put(join(bundleDir, 'nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
+  await put(join(bundleDir, 'nnf-envd.cjs'), '#!/usr/bin/env node\nconsole.log("nnf-envd");\n');
+  await put(join(bundleDir, 'nnf-env-commands.cjs'), '#!/usr/bin/env node\nexports.modules = {};\n');
   await put(join(pkg, 'libexec/flux-perilog'), '#!/bin/sh\n# /usr/local/libexec/nnf-env/flux-perilog\n', 0o755);
   // No flux command: install falls back to flux-core's default paths for a sysconfdir of /etc.
-  return { packageRoot: pkg, builtSrc: src, env: { PATH: join(root, 'no-flux-here') } };
+  return { packageRoot: pkg, bundleDir, env: { PATH: join(root, 'no-flux-here') } };
 }
 
 /** Path -> mode, hash and mtime of everything under dir, to prove nothing changed. */
@@ -72,62 +68,75 @@ const fileLines = (lines: string[]): string[] => lines.slice(1).filter((l) => !l
 
 const modeOf = async (p: string): Promise<number> => (await stat(p)).mode & 0o7777;
 
-t.test('install into a destdir: every part in place, no symlinks, only production packages', async (t) => {
+t.test('install into a destdir: every part in place, the bundles as the bins, no node_modules', async (t) => {
   const src = await fakePackage(t);
   const dest = t.testdir({});
   const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
   const report = await runInstall(opts);
   t.ok(report.files.every((f) => f.action === 'create'), 'all created');
-  const lib = join(dest, 'opt/nnf/lib/nnf-env');
   t.same(report.lines, [
     `nnf-env install: prefix /opt/nnf, destdir ${dest}`,
     'flux: scripts in /etc/flux/system (default (no flux command answered): /etc/flux), shell plugin in /etc/flux/shell/lua.d (default (no flux command answered): /etc/flux/shell/initrc.lua)',
-    `created      ${lib} (13 files)`,
     `created      ${dest}/opt/nnf/bin/nnf-env`,
     `created      ${dest}/opt/nnf/sbin/nnf-envd`,
+    `created      ${dest}/opt/nnf/lib/nnf-env/nnf-env-commands.cjs`,
+    `created      ${dest}/opt/nnf/share/nnf-env/crds/workflows.yaml`,
+    `created      ${dest}/opt/nnf/share/nnf-env/nnf-env-rbac.yaml`,
+    `created      ${dest}/opt/nnf/share/nnf-env/flux-job-manager.toml`,
     `created      ${dest}/etc/systemd/system/nnf-envd.service`,
     `created      ${dest}/opt/nnf/libexec/nnf-env/flux-perilog`,
     `created      ${dest}/etc/flux/system/prolog.d/nnf-env`,
     `created      ${dest}/etc/flux/shell/lua.d/nnf-env.lua`,
     `created      ${dest}/etc/nnf-env/nnf-env.conf`,
-    'next: merge /opt/nnf/lib/nnf-env/etc/nnf-env/flux-job-manager.toml into the instance\'s [job-manager] configuration (keep the site\'s plugins), flux config reload, then nnf-env doctor',
+    'next: merge /opt/nnf/share/nnf-env/flux-job-manager.toml into the instance\'s [job-manager] configuration (keep the site\'s plugins), flux config reload, then nnf-env doctor',
     'next: systemctl daemon-reload && systemctl enable --now nnf-envd',
   ]);
   t.equal(await readFile(join(dest, 'opt/nnf/libexec/nnf-env/flux-perilog'), 'utf8'), '#!/bin/sh\n# /opt/nnf/libexec/nnf-env/flux-perilog\n', 'the perilog command, relocated');
+  t.equal(await readFile(join(dest, 'opt/nnf/share/nnf-env/flux-job-manager.toml'), 'utf8'), 'command = [ "/opt/nnf/libexec/nnf-env/flux-perilog", "prolog" ]\n', 'the merge snippet, relocated');
   t.notOk(await stat(join(dest, 'etc/flux/system/conf.d')).catch(() => null), 'no Flux configuration written: a conf.d file would replace the site\'s plugins array');
 
-  t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'),
-    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.js' "$@"\n`);
+  t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'), `#!${NODE}\nconsole.log("nnf-env");\n`, 'the bundle, run by this node (no PATH needed)');
+  t.equal(await readFile(join(dest, 'opt/nnf/sbin/nnf-envd'), 'utf8'), `#!${NODE}\nconsole.log("nnf-envd");\n`);
   t.equal(await modeOf(join(dest, 'opt/nnf/bin/nnf-env')), 0o755);
-  t.match(await readFile(join(dest, 'opt/nnf/sbin/nnf-envd'), 'utf8'), /'\/opt\/nnf\/lib\/nnf-env\/dist\/src\/bin\/nnf-envd\.js' "\$@"/);
+  t.equal(await modeOf(join(dest, 'opt/nnf/sbin/nnf-envd')), 0o755);
+  t.equal(await modeOf(join(dest, 'opt/nnf/share/nnf-env/nnf-env-rbac.yaml')), 0o644);
   t.equal(await readFile(join(dest, 'etc/systemd/system/nnf-envd.service'), 'utf8'), '[Service]\nExecStart=/opt/nnf/sbin/nnf-envd\n', 'unit points at the prefix');
   t.equal(await readFile(join(dest, 'etc/flux/system/prolog.d/nnf-env'), 'utf8'), '#!/bin/sh\nexec /opt/nnf/bin/nnf-env prolog\n');
   t.equal(await modeOf(join(dest, 'etc/flux/system/prolog.d/nnf-env')), 0o755, 'scripts stay executable');
   t.equal(await modeOf(join(dest, 'etc/flux/shell/lua.d/nnf-env.lua')), 0o644);
   t.equal(await readFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'utf8'), EXAMPLE);
 
-  t.equal(await readFile(join(lib, 'dist/src/bin/nnf-env.js'), 'utf8'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
-  t.notOk(await stat(join(lib, 'dist/src/bin/nnf-env.js.map')).catch(() => null), 'no source maps');
-  t.equal(await modeOf(join(lib, 'dist/src/bin/nnf-env.js')), 0o755, 'entry points executable');
-  t.equal(await modeOf(join(lib, 'dist/src/bin/nnf-envd.js')), 0o755);
-  t.equal(await modeOf(join(lib, 'package.json')), 0o644);
-  t.ok(await stat(join(lib, 'package.json')));
-  t.ok(await stat(join(lib, 'systemd/nnf-envd.service')), 'the package files come along');
-  t.ok(await stat(join(lib, 'node_modules/dep-a/index.js')));
-  t.ok(await stat(join(lib, 'node_modules/dep-a/node_modules/dep-c/package.json')), 'nested node_modules');
-  const link = join(lib, 'node_modules/dep-b/link.js');
-  t.equal(await readFile(link, 'utf8'), 'export const x = 1;\n');
-  const { lstat } = await import('node:fs/promises');
-  t.ok((await lstat(link)).isFile(), 'a symlink became a file');
-  t.notOk(await stat(join(lib, 'node_modules/dev-only')).catch(() => null), 'no dev dependencies');
-  t.notOk(await stat(join(lib, 'node_modules/.bin')).catch(() => null), 'no .bin');
-
+  const lib = join(dest, 'opt/nnf/lib/nnf-env');
+  t.same((await readdir(lib)).sort(), [MANIFEST_NAME, 'nnf-env-commands.cjs'], 'lib/nnf-env: the manifest and the cold commands\' bundle; no app copy, no node_modules');
+  t.equal(await readFile(join(lib, 'nnf-env-commands.cjs'), 'utf8'), '#!/usr/bin/env node\nexports.modules = {};\n', 'required, not run: copied as it is');
+  t.equal(await modeOf(join(lib, 'nnf-env-commands.cjs')), 0o644);
   const manifest = JSON.parse(await readFile(join(lib, MANIFEST_NAME), 'utf8')) as Manifest;
   t.equal(manifest.prefix, '/opt/nnf');
   t.equal(manifest.packageVersion, '9.9.9');
+  t.equal(manifest.files.length, 11);
   t.ok(manifest.files.some((f) => f.path === '/etc/nnf-env/nnf-env.conf' && f.kind === 'config' && f.sha256 !== null));
   t.ok(manifest.files.every((f) => !f.path.startsWith(dest)), 'manifest paths are final paths, without destdir');
   t.ok(manifest.dirs.includes('/etc/nnf-env') && manifest.dirs.includes('/opt/nnf/lib/nnf-env'));
+});
+
+t.test('an upgrade from a node_modules install removes the old app copy that is unchanged', async (t) => {
+  const src = await fakePackage(t);
+  const dest = t.testdir({});
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  await runInstall(opts);
+  const lib = join(dest, 'opt/nnf/lib/nnf-env');
+  const manifest = JSON.parse(await readFile(join(lib, MANIFEST_NAME), 'utf8')) as Manifest;
+  const old = ['dist/src/bin/nnf-env.js', 'node_modules/pino/package.json', 'node_modules/ws/index.js'];
+  for (const rel of old) {
+    await put(join(lib, rel), `old ${rel}\n`);
+    manifest.files.push({ path: `/opt/nnf/lib/nnf-env/${rel}`, kind: 'app', mode: '0644', sha256: createHash('sha256').update(`old ${rel}\n`).digest('hex') });
+  }
+  manifest.dirs.push(...['dist', 'dist/src', 'dist/src/bin', 'node_modules', 'node_modules/pino', 'node_modules/ws'].map((d) => `/opt/nnf/lib/nnf-env/${d}`));
+  await writeFile(join(lib, MANIFEST_NAME), JSON.stringify(manifest));
+  const report = await runInstall(opts);
+  t.ok(report.lines.includes(`removed      ${lib} (3 files)`), report.lines.join('\n'));
+  t.same((await readdir(lib)).sort(), [MANIFEST_NAME, 'nnf-env-commands.cjs']);
+  t.same(await readdir(join(dest, 'opt/nnf/lib')), ['nnf-env']);
 });
 
 t.test('a second run changes nothing and says unchanged for every file', async (t) => {
@@ -182,7 +191,7 @@ t.test('an unedited config follows a new example; files no longer shipped are re
   t.ok(report.lines.includes(`updated      ${dest}/opt/nnf/bin/nnf-env`), 'a wrong mode is repaired');
   t.equal(await modeOf(join(dest, 'opt/nnf/bin/nnf-env')), 0o755);
   t.ok(report.lines.includes(`removed      ${dest}/etc/flux/shell/lua.d/nnf-env.lua (no longer shipped)`), report.lines.join('\n'));
-  t.match(report.lines.find((l) => l.includes('lib/nnf-env')), /^updated {6}.*\(12 files; 0 new, 1 changed, 1 removed\)$/, 'the copy of etc/ in lib changed too');
+  t.notOk(fileLines(report.lines).some((l) => l.includes('share/nnf-env') && !l.startsWith('unchanged ')), 'the shared files did not change');
   t.notOk(await stat(join(dest, 'etc/flux/shell/lua.d/nnf-env.lua')).catch(() => null));
 });
 
@@ -209,12 +218,12 @@ t.test('--dry-run prints the plan and changes nothing', async (t) => {
   t.ok(dry.lines.includes(`would create ${dest}/etc/nnf-env/nnf-env.conf`));
   await runInstall(opts);
   await writeFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'EDITED=1\n');
-  await writeFile(join(src.builtSrc, 'bin/nnf-env.js'), 'changed\n');
+  await writeFile(join(src.bundleDir, 'nnf-env.cjs'), '#!/usr/bin/env node\nchanged\n');
   const before = await snapshot(dest);
   const dry2 = await runInstall({ ...opts, dryRun: true });
   t.ok(dry2.lines.includes(`would keep   ${dest}/etc/nnf-env/nnf-env.conf (edited; the new example is in /etc/nnf-env/nnf-env.conf.new)`));
   t.ok(dry2.lines.includes(`would create ${dest}/etc/nnf-env/nnf-env.conf.new`));
-  t.match(dry2.lines.find((l) => l.includes('lib/nnf-env')), /^would update /);
+  t.ok(dry2.lines.includes(`would update ${dest}/opt/nnf/bin/nnf-env`), dry2.lines.join('\n'));
   const dryUn = await runUninstall({ ...opts, dryRun: true });
   t.ok(dryUn.lines.includes(`would remove ${dest}/opt/nnf/bin/nnf-env`));
   t.same(await snapshot(dest), before, 'dry runs of install and uninstall changed nothing');
@@ -231,7 +240,7 @@ t.test('uninstall removes what install put, keeps an edited config, and is idemp
   t.ok(un.lines.includes(`kept         ${dest}/etc/nnf-env/nnf-env.conf (edited)`), un.lines.join('\n'));
   t.ok(un.lines.includes(`kept         ${dest}/etc/systemd/system/nnf-envd.service (changed since install)`));
   t.ok(un.lines.includes(`removed      ${dest}/opt/nnf/bin/nnf-env`));
-  t.match(un.lines.find((l) => l.includes('lib/nnf-env')), /^removed {6}.*lib\/nnf-env \(13 files\)$/);
+  t.ok(un.lines.includes(`removed      ${dest}/opt/nnf/share/nnf-env/crds/workflows.yaml`));
   const left = Object.keys(await snapshot(dest)).sort();
   t.same(left, ['/etc', '/etc/nnf-env', '/etc/nnf-env/nnf-env.conf', '/etc/systemd', '/etc/systemd/system', '/etc/systemd/system/nnf-envd.service', '/opt', '/opt/other-file'],
     'only the changed files, their directories and what was there before');
@@ -239,28 +248,17 @@ t.test('uninstall removes what install put, keeps an edited config, and is idemp
   t.same(again.lines.slice(1), [`nothing to do: ${dest}/opt/nnf/lib/nnf-env/${MANIFEST_NAME} does not exist (not installed here)`]);
 });
 
-t.test('production dependency closure and path rewriting', async (t) => {
+t.test('path rewriting; bad prefix, missing bundle and unusable node are clear errors', async (t) => {
   const src = await fakePackage(t);
-  t.same(await productionPackages(src.packageRoot), ['node_modules/dep-a', 'node_modules/dep-b']);
-  await rm(join(src.packageRoot, 'node_modules/dep-b'), { recursive: true });
-  await t.rejects(productionPackages(src.packageRoot), { code: 'INSTALL_DEPENDENCY_MISSING', message: /dependency dep-b \(needed by node_modules\/dep-a\) is not in/ });
-  t.equal(relocate('ExecStart=/usr/local/sbin/nnf-envd --x\nA=/usr/local/bin/nnf-env-other /usr/local/bin/nnf-env\n', '/opt/n'),
-    'ExecStart=/opt/n/sbin/nnf-envd --x\nA=/usr/local/bin/nnf-env-other /opt/n/bin/nnf-env\n');
+  t.equal(relocate('ExecStart=/usr/local/sbin/nnf-envd --x\nA=/usr/local/bin/nnf-env-other /usr/local/bin/nnf-env /usr/local/share/nnf-env/x\n', '/opt/n'),
+    'ExecStart=/opt/n/sbin/nnf-envd --x\nA=/usr/local/bin/nnf-env-other /opt/n/bin/nnf-env /opt/n/share/nnf-env/x\n');
   await t.rejects(runInstall({ ...src, prefix: 'relative', destdir: t.testdir({}) }), { code: 'INSTALL_BAD_PREFIX' });
+  await t.rejects(runInstall({ ...src, prefix: '/opt/nnf', destdir: t.testdir({}), nodePath: '/opt/my node/bin/node' }), { code: 'INSTALL_BAD_NODE', message: /cannot be named in a #! line/ });
+  await rm(join(src.bundleDir, 'nnf-envd.cjs'));
+  await t.rejects(runInstall({ ...src, prefix: '/opt/nnf', destdir: t.testdir({}), nodePath: NODE }), { code: 'INSTALL_NO_BUNDLE', message: `${join(src.bundleDir, 'nnf-envd.cjs')} is missing` });
 });
 
-t.test('a build with the bundled bin: the wrapper runs nnf-env.cjs, which is executable', async (t) => {
-  const src = await fakePackage(t);
-  await put(join(src.builtSrc, 'bin/nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("bundle");\n');
-  const dest = t.testdir({});
-  await runInstall({ ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE });
-  t.equal(await readFile(join(dest, 'opt/nnf/bin/nnf-env'), 'utf8'),
-    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from /opt/nnf/lib/nnf-env.\nexec '${NODE}' '/opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.cjs' "$@"\n`);
-  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.cjs')), 0o755);
-  t.equal(await modeOf(join(dest, 'opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.js')), 0o755, 'the ES module entry stays executable');
-});
-
-t.test('the real package through the built CLI: install, again, run the copy, uninstall', async (t) => {
+t.test('the real package through the built CLI: install, again, run the installed bins, uninstall', async (t) => {
   const dest = await mkdtemp(join(tmpdir(), 'nnf-env-destdir-'));
   t.teardown(() => rm(dest, { recursive: true, force: true }));
   const cli = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
@@ -269,32 +267,29 @@ t.test('the real package through the built CLI: install, again, run the copy, un
   };
   const first = cli(['install', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
   t.equal(first.status, 0, first.stderr);
-  t.match(first.stdout, /^created {6}.*\/opt\/nnf-env-test\/lib\/nnf-env \(\d+ files\)$/m);
+  t.match(first.stdout, /^created {6}.*\/opt\/nnf-env-test\/sbin\/nnf-envd$/m);
   t.match(first.stdout, /^created {6}.*\/etc\/nnf-env\/nnf-env\.conf$/m);
+  const created = fileLines(first.stdout.trimEnd().split('\n'));
+  t.ok(created.length < 40, `a few files, not a node_modules tree (${created.length})`);
+  t.notOk(created.some((l) => l.includes('node_modules')));
   const second = cli(['install', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
   t.equal(second.status, 0, second.stderr);
   const lines = fileLines(second.stdout.trimEnd().split('\n'));
   t.ok(lines.length >= 4 && lines.every((l) => l.startsWith('unchanged ')), second.stdout);
 
-  // The installed copy runs on its own (its node_modules are complete).
-  const lib = join(dest, 'opt/nnf-env-test/lib/nnf-env');
-  const printed = spawnSync(process.execPath, [join(lib, 'dist/src/bin/nnf-envd.js'), '--print-config', '--node-name', 'copy'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  // The installed bins run on their own, by their #! line (this node), with nothing beside them.
+  const env = { PATH: '/usr/bin:/bin' };
+  const printed = spawnSync(join(dest, 'opt/nnf-env-test/sbin/nnf-envd'), ['--print-config', '--node-name', 'copy'], { encoding: 'utf8', env });
   t.equal(printed.status, 0, printed.stderr);
   t.match(printed.stdout, /^NODE_NAME\s+copy\s+--node-name$/m);
-  const help = spawnSync(process.execPath, [join(lib, 'dist/src/bin/nnf-env.js'), '--help'], { encoding: 'utf8' });
-  t.match(help.stdout, /Usage: nnf-env <command>/);
-  t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), /^#!\/bin\/sh\n/);
-  // The wrapper runs what the build's bin is: the bundle when `npm run build` made one.
-  const shipped = nnfEnvBin.endsWith('.cjs') ? 'nnf-env.cjs' : 'nnf-env.js';
-  t.match(await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8'), `/lib/nnf-env/dist/src/bin/${shipped}' "$@"`);
-  const viaBin = spawnSync(process.execPath, [join(lib, 'dist/src/bin', shipped), 'jobid', '--to', 'dec', 'f2'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
-  t.same({ status: viaBin.status, stdout: viaBin.stdout }, { status: 0, stdout: '1\n' }, `the installed ${shipped} runs`);
+  const viaBin = spawnSync(join(dest, 'opt/nnf-env-test/bin/nnf-env'), ['jobid', '--to', 'dec', 'f2'], { encoding: 'utf8', env });
+  t.same({ status: viaBin.status, stdout: viaBin.stdout, stderr: viaBin.stderr }, { status: 0, stdout: '1\n', stderr: '' }, 'the installed nnf-env runs');
+  t.equal((await readFile(join(dest, 'opt/nnf-env-test/bin/nnf-env'), 'utf8')).split('\n')[0], `#!${process.execPath}`);
 
   const un = cli(['uninstall', '--destdir', dest, '--prefix', '/opt/nnf-env-test']);
   t.equal(un.status, 0, un.stderr);
   t.same(await readdir(dest), [], 'everything install created is gone');
 });
-
 t.test('without permission to write: a clear error, not a crash', {
   skip: process.getuid?.() !== 0 ? 'needs root to drop to nobody' : spawnSync('setpriv', ['--version']).status !== 0 ? 'no setpriv' : false,
 }, async (t) => {
@@ -365,9 +360,9 @@ t.test('a symlink at a target is replaced by the file, never written through; a 
 
   const report = await runInstall(opts);
   const { lstat } = await import('node:fs/promises');
-  t.ok((await lstat(wrapper)).isFile(), 'the wrapper is a file where the symlink was');
+  t.ok((await lstat(wrapper)).isFile(), 'the bin is a file where the symlink was');
   t.equal(await modeOf(wrapper), 0o755);
-  t.match(await readFile(wrapper, 'utf8'), /^#!\/bin\/sh\n/);
+  t.equal(await readFile(wrapper, 'utf8'), `#!${NODE}\nconsole.log("nnf-env");\n`);
   t.equal(await readFile(join(dest, 'victim'), 'utf8'), 'precious\n', 'what the symlink pointed to is untouched');
   t.ok(report.lines.some((l) => /^updated +/.test(l) && l.endsWith(`${wrapper} (replaces a symlink)`)), report.lines.join('\n'));
   t.ok((await lstat(conf)).isSymbolicLink(), 'the symlinked config stays a symlink');
@@ -385,7 +380,7 @@ t.test('a read-only destination: INSTALL_PERMISSION, the installed files as they
   const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
   await runInstall(opts);
   const before = await snapshot(dest);
-  await put(join(src.builtSrc, 'bin/nnf-env.js'), '#!/usr/bin/env node\nconsole.log("nnf-env 2");\n');
+  await put(join(src.bundleDir, 'nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("nnf-env 2");\n');
   const scripts = await mkdtemp(join(tmpdir(), 'nnf-env-ro-install-'));
   t.teardown(() => rm(scripts, { recursive: true, force: true }));
   const installModule = pathToFileURL(join(buildRoot, 'src', 'cli', 'commands', 'install.js')).href;
@@ -399,6 +394,6 @@ t.test('a read-only destination: INSTALL_PERMISSION, the installed files as they
     catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
   `);
   t.equal(r.code, 0, r.stderr);
-  t.same(JSON.parse(r.stdout), { code: 'INSTALL_PERMISSION', message: `cannot write ${dest}/opt/nnf/lib/nnf-env/dist/src/bin/nnf-env.js: read-only file system` });
+  t.same(JSON.parse(r.stdout), { code: 'INSTALL_PERMISSION', message: `cannot write ${dest}/opt/nnf/bin/nnf-env: read-only file system` });
   t.same(await snapshot(dest), before, 'every installed file as it was, nothing added (no temp file)');
 });

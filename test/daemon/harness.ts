@@ -4,6 +4,7 @@
  * sandbox directory (runtime dir, hosts file, local-rabbit.conf, kubeconfig) and the daemon
  * started in-process with a configuration loaded the way nnf-envd loads it.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { startCluster, type Backend, type Cluster } from '../helpers/cluster.js'
 import type { RealServerOptions } from '../helpers/real-server.js';
 import { startDaemon, type DaemonHandle } from '../../src/daemon/main.js';
 import { jobFiles } from '../../src/contract/job-paths.js';
+import { health } from '../../src/api/client.js';
 
 export const NODE = 'compute-test';
 export const RABBIT = 'rabbit-sim';
@@ -35,6 +37,8 @@ export interface Harness {
   /** Flags used to load the config (to start a second daemon or a child process alike). */
   flags: Record<string, string>;
   daemon: DaemonHandle | undefined;
+  /** The daemon child process (HarnessOptions.daemonBin). */
+  child: ChildProcess | undefined;
   socketPath: string;
   startDaemon(extra?: Record<string, string>): Promise<DaemonHandle>;
   loadConfig(extra?: Record<string, string>): Promise<LoadedConfig>;
@@ -53,6 +57,11 @@ export interface HarnessOptions {
   config?: Record<string, string>;
   /** Do not start the daemon (the test starts it, or runs it as a child). */
   noDaemon?: boolean;
+  /**
+   * Run this nnf-envd bin as a child process (with the flags as its config file) instead of the
+   * daemon in this process: the package test's unpacked /usr/sbin/nnf-envd. h.daemon stays unset.
+   */
+  daemonBin?: string;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -95,9 +104,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     localRabbitConf,
     flags,
     daemon: undefined,
+    child: undefined,
     socketPath: join(runtimeDir, 'nnf-envd.sock'),
     loadConfig: (extra = {}) => loadConfig({ argvFlags: { ...flags, ...extra }, env: {}, defaultConfigFile: null }),
     async startDaemon(extra = {}) {
+      if (opts.daemonBin !== undefined) {
+        h.child = await startDaemonProcess(opts.daemonBin, join(dir, 'nnf-envd.conf'), { ...flags, ...extra }, h.socketPath);
+        // No in-process handle for a child: the tests that run one (full-path on a package) never read it.
+        return undefined as unknown as DaemonHandle;
+      }
       const loaded = await h.loadConfig(extra);
       h.daemon = await startDaemon(loaded, opts.daemonLogger ?? pino({ level: process.env.NNF_TEST_LOG ?? 'silent' }), { env: {}, startupApiWaitMs: 2000, rabbitWaitMs: 5000 });
       return h.daemon;
@@ -105,12 +120,39 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     files: (id) => jobFiles(join(runtimeDir, 'jobs'), id),
     async close() {
       await h.daemon?.stop();
+<<<<<<< HEAD
       await cluster.close();
+=======
+      if (h.child && h.child.exitCode === null) {
+        const exited = new Promise((resolve) => h.child?.once('exit', resolve));
+        h.child.kill('SIGTERM');
+        await exited;
+      }
+      await sim.close();
+>>>>>>> package
       await rm(dir, { recursive: true, force: true });
     },
   };
   if (!opts.noDaemon) await h.startDaemon();
   return h;
+}
+
+/** nnf-envd as its own process on a config file of `flags`; resolves once its socket answers. */
+async function startDaemonProcess(bin: string, configFile: string, flags: Record<string, string>, socketPath: string): Promise<ChildProcess> {
+  await writeFile(configFile, Object.entries(flags).map(([k, v]) => `${k}=${v}\n`).join(''));
+  const child = spawn(process.execPath, [bin, '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  let stderr = '';
+  child.stderr?.on('data', (b: Buffer) => { stderr += b.toString('utf8'); });
+  const deadline = Date.now() + 20_000;
+  while (!(await health(socketPath).catch(() => false))) {
+    if (child.exitCode !== null) throw new Error(`${bin} exited ${child.exitCode} before serving: ${stderr}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${bin} did not serve ${socketPath} within 20 s: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return child;
 }
 
 export async function exists(path: string): Promise<boolean> {

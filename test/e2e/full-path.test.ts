@@ -5,6 +5,7 @@
  * files the daemon wrote, and the job-script helper (`export`, `get`, `endpoint`,
  * `check-ports`) run as the job's user. A non-MPI and an MPI job are checked variable by
  * variable against the workflow's status.env; a job without a workflow; a failed workflow.
+ * With NNF_ENV_TEST_INSTALLED_ROOT (test/package/), the bins and plugin are an unpacked package's.
  */
 import t, { type Test } from 'tap';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
@@ -16,7 +17,7 @@ import { startHarness, newJobId, exists, type Harness } from '../daemon/harness.
 import { backends } from '../helpers/backends.js';
 import { LuaPluginHarness } from '../lua/harness.js';
 import { runCli, runShell, type CliResult } from '../cli/job-files.js';
-import { nnfEnvBin } from '../helpers/paths.js';
+import { installedRoot, nnfEnvBin, nnfEnvdBin } from '../helpers/paths.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 const USER = 1050;
@@ -116,10 +117,12 @@ async function checkDeliveredJob(t: Test, id: bigint, mpi: boolean): Promise<voi
   t.equal((await helper(id, ['export'])).code, 5);
 }
 
-for (const backend of await backends()) {
+// An unpacked package (test/package/) is checked on the simulator; the dev tree on both servers.
+for (const backend of installedRoot ? (['sim'] as const) : await backends()) {
   t.test(backend, async (t) => {
     t.before(async () => {
-      h = await startHarness({ backend });
+      // From test/package/ on an unpacked package: its nnf-envd as a process (see paths.ts).
+      h = await startHarness(installedRoot ? { backend, daemonBin: nnfEnvdBin } : { backend });
       // The job's user must be able to reach the runtime directory (mkdtemp made it 0700).
       await chmod(h.dir, 0o755);
       // The prolog reads the same configuration as the daemon, from its config file.

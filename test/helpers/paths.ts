@@ -29,5 +29,15 @@ export function fixture(name: string): string {
  */
 export const nnfEnvEsmEntry = join(buildRoot, 'src', 'bin', 'nnf-env.js');
 export const nnfEnvBundle = join(buildRoot, 'src', 'bin', 'nnf-env.cjs');
-export const nnfEnvBin = existsSync(nnfEnvBundle) ? nnfEnvBundle : nnfEnvEsmEntry;
-export const nnfEnvdBin = join(buildRoot, 'src', 'bin', 'nnf-envd.js');
+
+/**
+ * NNF_ENV_TEST_INSTALLED_ROOT: a directory a package was unpacked into (test/package/ sets it
+ * for the full-path e2e test): the bins and the shell plugin are then the package's, not the
+ * dev tree's.
+ */
+export const installedRoot: string | undefined = process.env.NNF_ENV_TEST_INSTALLED_ROOT || undefined;
+
+export const nnfEnvBin = installedRoot ? join(installedRoot, 'usr', 'bin', 'nnf-env') : existsSync(nnfEnvBundle) ? nnfEnvBundle : nnfEnvEsmEntry;
+export const nnfEnvdBin = installedRoot ? join(installedRoot, 'usr', 'sbin', 'nnf-envd') : join(buildRoot, 'src', 'bin', 'nnf-envd.js');
+/** The standalone bundles (scripts/bundle-cli.mjs) that the packages and `nnf-env install` ship. */
+export const standaloneDir = join(buildRoot, 'standalone');

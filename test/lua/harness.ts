@@ -9,9 +9,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LuaFactory } from 'wasmoon';
-import { repoRoot } from '../helpers/paths.js';
+import { installedRoot, repoRoot } from '../helpers/paths.js';
 
-export const PLUGIN_SOURCE_PATH = join(repoRoot, 'etc', 'flux', 'shell', 'lua.d', 'nnf-env.lua');
+export const PLUGIN_SOURCE_PATH = installedRoot ? join(installedRoot, 'etc', 'flux', 'shell', 'lua.d', 'nnf-env.lua') : join(repoRoot, 'etc', 'flux', 'shell', 'lua.d', 'nnf-env.lua');
 const PLUGIN_VM_PATH = '/etc/flux/shell/lua.d/nnf-env.lua';
 
 export interface ShellStandIn {

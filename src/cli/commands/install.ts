@@ -2,10 +2,10 @@
  * `nnf-env install` / `nnf-env uninstall`: put nnf-env in place on a node, what nnf-dm's
  * `install` target does, done so it can be run again at any time:
  *
- *   <prefix>/lib/nnf-env/          the built app (dist/src, package.json, etc/, systemd/) and
- *                                  its production node_modules, copied without symlinks
- *   <prefix>/bin/nnf-env           wrapper scripts that run it with this node binary
- *   <prefix>/sbin/nnf-envd
+ *   <prefix>/bin/nnf-env           the standalone bundles (scripts/bundle-cli.mjs: one file each,
+ *   <prefix>/sbin/nnf-envd         every npm package inlined), run by this node binary (#! line)
+ *   <prefix>/lib/nnf-env/nnf-env-commands.cjs   the commands that are not hot (required by the bin)
+ *   <prefix>/share/nnf-env/        CRDs, the RBAC example, the Flux job-manager merge snippet
  *   /etc/systemd/system/*          whatever systemd/ holds (nnf-envd.service)
  *   <prefix>/libexec/nnf-env/flux-perilog   the perilog `command` (with and without the IMP)
  *   <flux confdir>/system/{prolog,epilog}.d/nnf-env   where flux-run-system-scripts runs them
@@ -16,8 +16,10 @@
  * all under --destdir when given (staging for packages). Every file is compared before it is
  * written (a second run reports "unchanged" for all), written atomically by the one writer
  * (fs/atomic-file.ts: temp file, fsync, rename; a symlink at the target is replaced, never
- * written through; each directory fsynced once before the manifest), and recorded with
- * its hash in <lib>/install-manifest.json; uninstall removes only files still as installed.
+ * written through; each directory fsynced once before the manifest), and recorded with its hash
+ * in <prefix>/lib/nnf-env/install-manifest.json; uninstall removes only files still as
+ * installed. No node_modules: an older install's copy of the app there is removed on upgrade.
+ * The packages (scripts/package.mjs) are staged by this same code, so they hold the same files.
  * The plan is a pure function of what is on disk; --dry-run prints it and changes nothing.
  *
  * No Flux configuration is written: the job-manager's `plugins` array belongs to the site, and a
@@ -27,7 +29,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { NnfEnvError, errnoCode, isNnfEnvError } from '../../core/errors.js';
@@ -43,7 +45,8 @@ export const DEFAULT_PREFIX = '/usr/local';
 export const MANIFEST_NAME = 'install-manifest.json';
 const CONFIG_PATH = '/etc/nnf-env/nnf-env.conf';
 
-export type FileKind = 'app' | 'bin' | 'systemd' | 'flux' | 'config';
+/** 'app': the node_modules-era copy under lib/nnf-env, only found in older manifests now. */
+export type FileKind = 'app' | 'bin' | 'data' | 'systemd' | 'flux' | 'config';
 
 export interface InstallOptions {
   prefix?: string;
@@ -51,11 +54,11 @@ export interface InstallOptions {
   dryRun?: boolean;
   /** List every app file, not one summary line. */
   verbose?: boolean;
-  /** Where package.json, etc/, systemd/ and node_modules are. Default: found above this file. */
+  /** Where package.json, etc/, systemd/ and libexec/ are. Default: found above this file. */
   packageRoot?: string;
-  /** The compiled src/ tree to install as dist/src. Default: the one this file belongs to. */
-  builtSrc?: string;
-  /** Node binary the wrappers run. Default: the one running now. */
+  /** Where the standalone bundles nnf-env.cjs and nnf-envd.cjs are. Default: the build's standalone/. */
+  bundleDir?: string;
+  /** Node binary the bins run (their #! line). Default: the one running now. */
   nodePath?: string;
   /** Where Flux wants the scripts and the shell plugin. Default: asked of flux (../flux-instance.ts). */
   fluxPaths?: FluxPaths;
@@ -125,7 +128,7 @@ function shellQuote(s: string): string {
 /** Paths in shipped unit/Flux files name the default prefix; point them at the real one. */
 export function relocate(text: string, prefix: string): string {
   if (prefix === DEFAULT_PREFIX) return text;
-  return text.replace(/\/usr\/local\/(bin\/nnf-env|sbin\/nnf-envd|lib\/nnf-env|libexec\/nnf-env)(?![\w.-])/g, (_m, rest: string) => `${prefix}/${rest}`);
+  return text.replace(/\/usr\/local\/(bin\/nnf-env|sbin\/nnf-envd|lib\/nnf-env|libexec\/nnf-env|share\/nnf-env)(?![\w.-])/g, (_m, rest: string) => `${prefix}/${rest}`);
 }
 
 async function readIfExists(path: string): Promise<Buffer | null> {
@@ -164,49 +167,6 @@ async function walkFiles(dir: string, skip: (rel: string, name: string) => boole
   return out;
 }
 
-/**
- * Package directories (relative to `root`) of the production dependency closure of the
- * package.json in `root`, resolved as Node does (nearest node_modules upward, not above root).
- */
-export async function productionPackages(root: string): Promise<string[]> {
-  const found = new Set<string>();
-  const queue: Array<{ from: string; name: string; optional: boolean }> = [];
-  const enqueueDeps = async (pkgDir: string): Promise<void> => {
-    const pkg = JSON.parse(await readFile(join(pkgDir, 'package.json'), 'utf8')) as {
-      dependencies?: Record<string, string>; optionalDependencies?: Record<string, string>; peerDependencies?: Record<string, string>;
-    };
-    for (const name of Object.keys(pkg.dependencies ?? {})) queue.push({ from: pkgDir, name, optional: false });
-    for (const name of Object.keys(pkg.optionalDependencies ?? {})) queue.push({ from: pkgDir, name, optional: true });
-    for (const name of Object.keys(pkg.peerDependencies ?? {})) queue.push({ from: pkgDir, name, optional: true });
-  };
-  await enqueueDeps(root);
-  while (queue.length > 0) {
-    const { from, name, optional } = queue.shift() as (typeof queue)[number];
-    let dir: string | null = null;
-    for (let d = from; ; d = dirname(d)) {
-      const candidate = join(d, 'node_modules', name);
-      if (existsSync(join(candidate, 'package.json'))) {
-        dir = candidate;
-        break;
-      }
-      if (d === root || dirname(d) === d || !d.startsWith(root)) break;
-    }
-    if (dir === null) {
-      if (optional) continue;
-      throw new InstallError('INSTALL_DEPENDENCY_MISSING', `dependency ${name} (needed by ${relative(root, from) || 'nnf-env'}) is not in ${join(root, 'node_modules')}`, {
-        hint: 'run npm ci (or npm ci --omit=dev) in the nnf-env directory first',
-      });
-    }
-    const rel = relative(root, dir);
-    if (found.has(rel)) continue;
-    found.add(rel);
-    await enqueueDeps(dir);
-  }
-  // A package copied whole brings its nested node_modules along.
-  const sorted = [...found].sort();
-  return sorted.filter((p) => !sorted.some((q) => q !== p && p.startsWith(q + sep)));
-}
-
 interface Source {
   path: string;
   kind: FileKind;
@@ -214,48 +174,52 @@ interface Source {
   content: Buffer;
 }
 
+/**
+ * The standalone bundles install ships, where under the prefix: the two bins, and the commands
+ * that are not hot, which the nnf-env bin requires from ../lib/nnf-env when one runs.
+ */
+export const BUNDLES: ReadonlyArray<{ path: string; file: string; bin: boolean }> = [
+  { path: 'bin/nnf-env', file: 'nnf-env.cjs', bin: true },
+  { path: 'sbin/nnf-envd', file: 'nnf-envd.cjs', bin: true },
+  { path: 'lib/nnf-env/nnf-env-commands.cjs', file: 'nnf-env-commands.cjs', bin: false },
+];
+
+/** A bundle with its `#!/usr/bin/env node` line replaced: systemd and the Flux prolog may have no node on PATH. */
+function withInterpreter(bundle: Buffer, nodePath: string, from: string): Buffer {
+  const text = bundle.toString('utf8');
+  if (!text.startsWith('#!')) throw new InstallError('INSTALL_BAD_BUNDLE', `${from} does not start with a #! line`, { hint: 'rebuild with npm run build' });
+  if (/\s/.test(nodePath) || !isAbsolute(nodePath)) {
+    throw new InstallError('INSTALL_BAD_NODE', `node binary ${JSON.stringify(nodePath)} cannot be named in a #! line (it must be an absolute path without spaces)`, { hint: 'run install with a node installed at such a path' });
+  }
+  return Buffer.from(`#!${nodePath}${text.slice(text.indexOf('\n'))}`, 'utf8');
+}
+
 /** Everything install would write: final paths, modes and contents. */
-export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix' | 'packageRoot' | 'builtSrc' | 'nodePath' | 'fluxPaths'>>): Promise<Source[]> {
-  const { prefix, packageRoot, builtSrc, nodePath, fluxPaths } = opts;
-  const lib = `${prefix}/lib/nnf-env`;
+export async function collectSources(opts: Required<Pick<InstallOptions, 'prefix' | 'packageRoot' | 'bundleDir' | 'nodePath' | 'fluxPaths'>>): Promise<Source[]> {
+  const { prefix, packageRoot, bundleDir, nodePath, fluxPaths } = opts;
+  const share = `${prefix}/share/nnf-env`;
   const sources: Source[] = [];
-  // The two entry points are executable like npm's bins (tsc keeps their shebang, not the mode).
-  const entryPoints = new Set([`${lib}/dist/src/bin/nnf-env.js`, `${lib}/dist/src/bin/nnf-env.cjs`, `${lib}/dist/src/bin/nnf-envd.js`]);
   const add = async (path: string, kind: FileKind, from: string, transform?: (b: Buffer) => Buffer): Promise<void> => {
     const st = await stat(from);
     const raw = await readFile(from);
-    const executable = (st.mode & 0o111) !== 0 || entryPoints.has(path);
-    sources.push({ path, kind, mode: executable ? 0o755 : 0o644, content: transform ? transform(raw) : raw });
+    sources.push({ path, kind, mode: (st.mode & 0o111) !== 0 ? 0o755 : 0o644, content: transform ? transform(raw) : raw });
   };
   const relocated = (b: Buffer): Buffer => Buffer.from(relocate(b.toString('utf8'), prefix), 'utf8');
 
-  // The app: compiled code (no source maps: the .ts sources are not shipped), package files.
-  for (const rel of await walkFiles(builtSrc, (r, name) => name.endsWith('.map') || name.endsWith('.tsbuildinfo') || name.endsWith('.d.ts'))) {
-    await add(`${lib}/dist/src/${rel}`, 'app', join(builtSrc, rel));
+  for (const b of BUNDLES) {
+    const from = join(bundleDir, b.file);
+    const raw = await readIfExists(from);
+    if (raw === null) throw new InstallError('INSTALL_NO_BUNDLE', `${from} is missing`, { hint: 'run npm run build (it writes the standalone bundles), then install again' });
+    sources.push(b.bin
+      ? { path: `${prefix}/${b.path}`, kind: 'bin', mode: 0o755, content: withInterpreter(raw, nodePath, from) }
+      : { path: `${prefix}/${b.path}`, kind: 'data', mode: 0o644, content: raw });
   }
-  await add(`${lib}/package.json`, 'app', join(packageRoot, 'package.json'));
-  for (const extra of ['README.md', 'LICENSE']) {
-    if (existsSync(join(packageRoot, extra))) await add(`${lib}/${extra}`, 'app', join(packageRoot, extra));
-  }
-  for (const dir of ['etc', 'systemd']) {
+  // What the admin reads or applies, and what `nnf-env sim` serves (src/sim/crds.ts finds it there).
+  for (const rel of await walkFiles(join(packageRoot, 'etc', 'kubernetes', 'crds'))) await add(`${share}/crds/${rel}`, 'data', join(packageRoot, 'etc', 'kubernetes', 'crds', rel));
+  for (const [rel, from] of [['nnf-env-rbac.yaml', 'etc/kubernetes/nnf-env-rbac.yaml'], ['flux-job-manager.toml', 'etc/nnf-env/flux-job-manager.toml'], ['README.md', 'README.md']] as const) {
     // The merge snippet names the perilog command's path: the real prefix.
-    for (const rel of await walkFiles(join(packageRoot, dir))) await add(`${lib}/${dir}/${rel}`, 'app', join(packageRoot, dir, rel), rel === 'nnf-env/flux-job-manager.toml' ? relocated : undefined);
+    if (existsSync(join(packageRoot, from))) await add(`${share}/${rel}`, 'data', join(packageRoot, from), rel === 'flux-job-manager.toml' ? relocated : undefined);
   }
-  for (const pkg of await productionPackages(packageRoot)) {
-    for (const rel of await walkFiles(join(packageRoot, pkg), (_r, name) => name === '.bin')) {
-      await add(`${lib}/${pkg.split(sep).join('/')}/${rel}`, 'app', join(packageRoot, pkg, rel));
-    }
-  }
-
-  // Wrappers: the absolute node path, so that they work from systemd and the Flux prolog,
-  // whose PATH may not have node.
-  const wrapper = (script: string): Buffer => Buffer.from(
-    `#!/bin/sh\n# Installed by \`nnf-env install\`: runs nnf-env from ${lib}.\nexec ${shellQuote(nodePath)} ${shellQuote(`${lib}/dist/src/bin/${script}`)} "$@"\n`, 'utf8');
-  // The bundle that `npm run build` makes (package.json's bin; faster to start), else the
-  // ES module entry of a tsc-only build: same behaviour.
-  const nnfEnvEntry = existsSync(join(builtSrc, 'bin', 'nnf-env.cjs')) ? 'nnf-env.cjs' : 'nnf-env.js';
-  sources.push({ path: `${prefix}/bin/nnf-env`, kind: 'bin', mode: 0o755, content: wrapper(nnfEnvEntry) });
-  sources.push({ path: `${prefix}/sbin/nnf-envd`, kind: 'bin', mode: 0o755, content: wrapper('nnf-envd.js') });
 
   for (const rel of await walkFiles(join(packageRoot, 'systemd'))) {
     await add(`/etc/systemd/system/${rel}`, 'systemd', join(packageRoot, 'systemd', rel), relocated);
@@ -458,30 +422,32 @@ function resolveOptions(opts: InstallOptions): { prefix: string; destdir: string
   return { prefix, destdir, lib, manifestPath: under(destdir, `${lib}/${MANIFEST_NAME}`) };
 }
 
-function defaultSources(opts: InstallOptions): { packageRoot: string; builtSrc: string } {
+function defaultSources(opts: InstallOptions): { packageRoot: string; bundleDir: string } {
   const here = fileURLToPath(import.meta.url);
-  const builtSrc = opts.builtSrc ?? resolve(dirname(here), '..', '..');
+  // This file is either the compiled dist/src/cli/commands/install.js or inlined in
+  // dist/standalone/nnf-env.cjs itself.
+  const bundleDir = opts.bundleDir ?? [dirname(here), resolve(dirname(here), '..', '..', '..', 'standalone')].find((d) => existsSync(join(d, 'nnf-envd.cjs'))) ?? resolve(dirname(here), '..', '..', '..', 'standalone');
   const packageRoot = opts.packageRoot ?? findPackageInfo(here)?.root;
   if (packageRoot === undefined) {
-    throw new InstallError('INSTALL_NO_PACKAGE', `cannot find nnf-env's package.json above ${here}`, { hint: 'run install from a built checkout or an installed copy' });
+    throw new InstallError('INSTALL_NO_PACKAGE', `cannot find nnf-env's package.json above ${here}`, { hint: 'run install from a built checkout (an installed system takes the nnf-env package instead)' });
   }
-  return { packageRoot, builtSrc };
+  return { packageRoot, bundleDir };
 }
 
 export async function runInstall(opts: InstallOptions = {}): Promise<InstallReport> {
   const { prefix, destdir, lib, manifestPath } = resolveOptions(opts);
-  const { packageRoot, builtSrc } = defaultSources(opts);
+  const { packageRoot, bundleDir } = defaultSources(opts);
   const dryRun = opts.dryRun === true;
   const info = findPackageInfo(join(packageRoot, 'package.json'));
   const fluxPaths = opts.fluxPaths ?? await (await import('../flux-instance.js')).findFluxPaths({ env: opts.env });
-  const sources = await collectSources({ prefix: prefix === '/' ? '' : prefix, packageRoot, builtSrc, nodePath: opts.nodePath ?? process.execPath, fluxPaths });
+  const sources = await collectSources({ prefix: prefix === '/' ? '' : prefix, packageRoot, bundleDir, nodePath: opts.nodePath ?? process.execPath, fluxPaths });
   const previous = await readManifest(manifestPath);
   const plan = await planInstall(destdir, sources, previous);
 
   const header = `nnf-env install: prefix ${prefix}${destdir ? `, destdir ${destdir}` : ''}${dryRun ? ' (dry run: nothing is changed)' : ''}`;
   const lines = [header, `flux: scripts in ${fluxPaths.systemDir} (${fluxPaths.sources.systemDir}), shell plugin in ${fluxPaths.shellLuaDir} (${fluxPaths.sources.shellLuaDir})`,
     ...describePlan(plan, { destdir, lib, dryRun, verbose: opts.verbose === true })];
-  lines.push(`next: merge ${lib}/etc/nnf-env/flux-job-manager.toml into the instance's [job-manager] configuration (keep the site's plugins), flux config reload, then nnf-env doctor`);
+  lines.push(`next: merge ${prefix === '/' ? '' : prefix}/share/nnf-env/flux-job-manager.toml into the instance's [job-manager] configuration (keep the site's plugins), flux config reload, then nnf-env doctor`);
   if (!dryRun) {
     const created = new Set<string>(previous?.dirs.filter((d) => existsSync(under(destdir, d))) ?? []);
     const written = new Set<string>();
@@ -493,6 +459,10 @@ export async function runInstall(opts: InstallOptions = {}): Promise<InstallRepo
       } else if (f.action === 'remove') {
         await unlink(target).catch((err: unknown) => { if (errnoCode(err) !== 'ENOENT') throw err; });
       }
+    }
+    // Directories an earlier install made that are empty now (an older version's app copy).
+    for (const d of [...created].sort((a, b) => b.length - a.length)) {
+      if (await rmdir(under(destdir, d)).then(() => true, () => false)) created.delete(d);
     }
     await ensureDir(destdir, lib, created);
     const manifest: Manifest = {
@@ -560,7 +530,7 @@ export async function runUninstall(opts: InstallOptions = {}): Promise<InstallRe
 
 function addCommonOptions(cmd: Command): Command {
   return cmd
-    .option('--prefix <dir>', 'installation prefix for lib/, bin/ and sbin/', DEFAULT_PREFIX)
+    .option('--prefix <dir>', 'installation prefix for bin/, sbin/, share/ and libexec/', DEFAULT_PREFIX)
     .option('--destdir <dir>', 'stage everything under this directory (for packaging); /etc paths too')
     .option('--dry-run', 'print what would be done, change nothing')
     .option('--verbose', 'list every file of the app, not a summary line')
@@ -592,7 +562,7 @@ async function toInstallOptions(o: CliOptions): Promise<InstallOptions> {
 
 export function command(): Command {
   return addCommonOptions(new Command('install'))
-    .description('install nnf-env: app under PREFIX/lib/nnf-env, PREFIX/bin/nnf-env, PREFIX/sbin/nnf-envd, the systemd unit, the Flux files and /etc/nnf-env/nnf-env.conf (an edited config is never overwritten)')
+    .description('install nnf-env: PREFIX/bin/nnf-env, PREFIX/sbin/nnf-envd (one file each), PREFIX/share/nnf-env, the systemd unit, the Flux files and /etc/nnf-env/nnf-env.conf (an edited config is never overwritten)')
     .action(async (o: CliOptions) => {
       const report = await runInstall(await toInstallOptions(o));
       process.stdout.write(report.lines.join('\n') + '\n');
