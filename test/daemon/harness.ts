@@ -120,16 +120,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     files: (id) => jobFiles(join(runtimeDir, 'jobs'), id),
     async close() {
       await h.daemon?.stop();
-<<<<<<< HEAD
-      await cluster.close();
-=======
       if (h.child && h.child.exitCode === null) {
         const exited = new Promise((resolve) => h.child?.once('exit', resolve));
         h.child.kill('SIGTERM');
         await exited;
       }
-      await sim.close();
->>>>>>> package
+      await cluster.close();
       await rm(dir, { recursive: true, force: true });
     },
   };
