@@ -397,3 +397,17 @@ t.test('a read-only destination: INSTALL_PERMISSION, the installed files as they
   t.same(JSON.parse(r.stdout), { code: 'INSTALL_PERMISSION', message: `cannot write ${dest}/opt/nnf/bin/nnf-env: read-only file system` });
   t.same(await snapshot(dest), before, 'every installed file as it was, nothing added (no temp file)');
 });
+
+t.test('a destdir that does not exist yet is created (as make DESTDIR staging does), and uninstall keeps it', async (t) => {
+  const src = await fakePackage(t);
+  const parent = t.testdir({});
+  const dest = join(parent, 'stage', 'root');
+  const opts: InstallOptions = { ...src, prefix: '/opt/nnf', destdir: dest, nodePath: NODE };
+  const report = await runInstall(opts);
+  t.ok(report.lines[0]?.includes(`destdir ${dest}`), report.lines[0] ?? '(no lines)');
+  t.equal((await stat(join(dest, 'opt/nnf/bin/nnf-env'))).mode & 0o777, 0o755, 'the bin is in place under the new destdir');
+  const manifest = JSON.parse(await readFile(join(dest, 'opt/nnf/lib/nnf-env', MANIFEST_NAME), 'utf8')) as Manifest;
+  t.notOk(manifest.dirs.some((d) => d === dest || d.startsWith(parent)), 'the staging root is not one of the install\'s directories');
+  await runUninstall(opts);
+  t.ok((await stat(dest)).isDirectory(), 'uninstall leaves the staging root in place');
+});

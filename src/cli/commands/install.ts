@@ -449,6 +449,9 @@ export async function runInstall(opts: InstallOptions = {}): Promise<InstallRepo
     ...describePlan(plan, { destdir, lib, dryRun, verbose: opts.verbose === true })];
   lines.push(`next: merge ${prefix === '/' ? '' : prefix}/share/nnf-env/flux-job-manager.toml into the instance's [job-manager] configuration (keep the site's plugins), flux config reload, then nnf-env doctor`);
   if (!dryRun) {
+    // A staging root is the packager's (like make's DESTDIR): create it, and never record or
+    // remove it as one of the install's own directories.
+    if (destdir !== '') await explained(destdir, 'create directory', () => mkdir(destdir, { recursive: true, mode: 0o755 }));
     const created = new Set<string>(previous?.dirs.filter((d) => existsSync(under(destdir, d))) ?? []);
     const written = new Set<string>();
     for (const f of plan) {
