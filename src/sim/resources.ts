@@ -117,9 +117,8 @@ function fromCrd(crd: CrdDefinition, only?: readonly string[]): ServedResource {
     schemas: new Map(served.map((v) => [v.name, v.schema])),
   };
 }
-function core(plural: string, singular: string, kind: string, namespaced: boolean, columns: PrinterColumn[], shortNames: string[] = []): ServedResource {
-  // The simulator keeps status in the object for core types (nothing but tests writes them).
-  return { group: '', plural, singular, kind, listKind: `${kind}List`, namespaced, shortNames, versions: ['v1'], custom: false, columns, statusSubresource: false };
+function core(plural: string, singular: string, kind: string, namespaced: boolean, columns: PrinterColumn[], shortNames: string[] = [], statusSubresource = false): ServedResource {
+  return { group: '', plural, singular, kind, listKind: `${kind}List`, namespaced, shortNames, versions: ['v1'], custom: false, columns, statusSubresource };
 }
 
 /**
@@ -131,7 +130,9 @@ export function servedResources(dwsVersions: readonly string[] = DWS_VERSIONS, c
   return [
     ...custom,
     core('namespaces', 'namespace', 'Namespace', false, NAMESPACE_COLUMNS, ['ns']),
-    core('nodes', 'node', 'Node', false, NODE_COLUMNS, ['no']),
+    // As kube-apiserver: a Node's status is written through nodes/status only (an update or
+    // patch of the Node keeps the old status; a create keeps the one it is given).
+    core('nodes', 'node', 'Node', false, NODE_COLUMNS, ['no'], true),
     core('secrets', 'secret', 'Secret', true, SECRET_COLUMNS),
   ];
 }

@@ -423,8 +423,8 @@ async function updateFromBody(ctx: ServerContext, t: Target, name: string, req: 
 }
 
 /**
- * What kube-apiserver does to a custom resource before storing it: status only through the
- * status subresource (where there is one), then the CRD schema's pruning, defaulting and
+ * What kube-apiserver does to an object before storing it: status only through the status
+ * subresource (where there is one: CRDs that declare it, and Nodes), then the CRD schema's pruning, defaulting and
  * validation (422 with a cause per field).
  */
 function admit(t: Target, obj: KubeObject, cur: KubeObject | undefined): KubeObject {
@@ -437,7 +437,8 @@ function admit(t: Target, obj: KubeObject, cur: KubeObject | undefined): KubeObj
     } else {
       out = { ...obj };
       if (cur?.status !== undefined) out.status = structuredClone(cur.status);
-      else delete out.status;
+      // A custom resource is created without status; a core one (a Node) keeps what it is given.
+      else if (cur !== undefined || t.res.custom) delete out.status;
     }
   }
   const schema = t.res.schemas?.get(t.version);

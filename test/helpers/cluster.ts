@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import type { Workflow, WorkflowState } from '../../src/domain/dws-types.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { KubeApiError } from '../../src/kube/errors.js';
-import { dwsResource, type KubeObject, type ResourceType } from '../../src/kube/resource.js';
+import { NODES, dwsResource, objectPath, type KubeObject, type ResourceType } from '../../src/kube/resource.js';
 import { kubeconfigClient, seedCluster, startApiControllers, type ApiControllers } from '../../src/sim/api-controllers.js';
 import { startSimulator, type Simulator, type SimulatorOptions, type SubmitJobOptions } from '../../src/sim/index.js';
 import { sharedRealServer, startRealServer, type RealServer, type RealServerOptions } from './real-server.js';
@@ -48,6 +48,8 @@ export interface Cluster {
   /** Workflow default/<name> without a request: the simulator's store, or the real backend's controller cache. */
   peekWorkflow(name: string): Workflow | undefined;
   patchMerge<T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown): Promise<T>;
+  /** A merge patch of a Node's status, through nodes/status: kube-apiserver keeps a Node's old status on a patch of the Node itself. */
+  patchNodeStatus(name: string, status: unknown): Promise<KubeObject>;
   delete(rt: ResourceType, ns: string | undefined, name: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -72,6 +74,7 @@ async function simCluster(opts: ClusterOptions): Promise<Cluster> {
     get: async <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string) => sim.get<T>(rt, ns, name),
     peekWorkflow: (name) => sim.get<Workflow>(WORKFLOWS, 'default', name),
     patchMerge: async <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown) => sim.patchMerge<T>(rt, ns, name, patch),
+    patchNodeStatus: async (name, status) => sim.patchMerge(NODES, undefined, name, { status }),
     delete: async (rt, ns, name) => sim.delete(rt, ns, name),
     close: () => sim.close(),
   };
@@ -136,6 +139,7 @@ async function realCluster(opts: ClusterOptions): Promise<Cluster> {
     get: <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string) => c.tryGet<T>(rt, nsOf(rt, ns), name),
     peekWorkflow: (name) => controllers?.store.peek(controllers.resources.workflows, 'default', name) as Workflow | undefined,
     patchMerge: <T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown) => c.patch<T>(rt, nsOf(rt, ns), name, patch, 'merge'),
+    patchNodeStatus: (name, status) => c.request<KubeObject>({ method: 'PATCH', path: `${objectPath(NODES, undefined, name)}/status`, body: { status }, contentType: 'application/merge-patch+json' }),
     async delete(rt, ns, name) {
       try {
         await c.delete(rt, nsOf(rt, ns), name);

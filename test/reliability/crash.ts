@@ -126,7 +126,7 @@ export async function runCrashLoop(opts: CrashOptions): Promise<CrashReport> {
   const flipAddress = async () => {
     addr = 1 - addr;
     const node = (await h.cluster.get<KubeNode>(NODES, undefined, RABBIT))!;
-    await h.cluster.patchMerge(NODES, undefined, RABBIT, { status: { addresses: [{ type: 'InternalIP', address: ADDRESSES[addr] }, ...((node.status?.addresses ?? []) as Array<{ type: string }>).filter((a) => a.type !== 'InternalIP')] } });
+    await h.cluster.patchNodeStatus(RABBIT, { addresses: [{ type: 'InternalIP', address: ADDRESSES[addr] }, ...((node.status?.addresses ?? []) as Array<{ type: string }>).filter((a) => a.type !== 'InternalIP')] });
   };
   try {
     for (let k = 0; k < opts.kills; k++) {

@@ -25,7 +25,7 @@ t.test('discovery', async (t) => {
   const api = await call(sim, 'GET', '/api');
   t.same(api.body.versions, ['v1']);
   const core = await call(sim, 'GET', '/api/v1');
-  t.same(core.body.resources.map((r: { name: string }) => r.name).sort(), ['namespaces', 'nodes', 'secrets']);
+  t.same(core.body.resources.map((r: { name: string }) => r.name).sort(), ['namespaces', 'nodes', 'nodes/status', 'secrets'], 'nodes/status as kube-apiserver lists it');
   const apis = await call(sim, 'GET', '/apis', { accept: 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json' });
   t.equal(apis.headers['content-type'], 'application/json', 'aggregated discovery asked: plain answer that client-go falls back to');
   t.same(apis.body.groups[0].versions.map((x: { version: string }) => x.version), ['v1alpha7', 'v1alpha6']);
@@ -69,6 +69,21 @@ t.test('seeded objects', async (t) => {
   const storage = await call(sim, 'GET', '/apis/dataworkflowservices.github.io/v1alpha7/namespaces/default/storages/rabbit-x');
   t.equal(storage.body.metadata.labels['dataworkflowservices.github.io/storage'], 'Rabbit');
   t.equal(sim.get(NODES, undefined, 'rabbit-x')?.metadata.name, 'rabbit-x');
+});
+
+t.test('a Node\'s status is written through nodes/status only, as kube-apiserver does', async (t) => {
+  const sim = await startSimulator({ controllers: false, computeName: 'compute-x', rabbitName: 'rabbit-x', rabbitAddress: '127.0.0.2' });
+  t.teardown(() => sim.close());
+  const to = (address: string) => ({ body: { status: { addresses: [{ type: 'InternalIP', address }] } }, contentType: 'application/merge-patch+json' });
+  const ignored = await call(sim, 'PATCH', '/api/v1/nodes/rabbit-x', to('127.0.0.9'));
+  t.equal(ignored.status, 200);
+  t.equal(ignored.body.status.addresses[0].address, '127.0.0.2', 'a patch of the Node keeps its old status');
+  const written = await call(sim, 'PATCH', '/api/v1/nodes/rabbit-x/status', to('127.0.0.9'));
+  t.equal(written.status, 200);
+  t.same(written.body.status.addresses, [{ type: 'InternalIP', address: '127.0.0.9' }], 'nodes/status writes it');
+  const created = await call(sim, 'POST', '/api/v1/nodes', { body: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'rabbit-y' }, status: { addresses: [{ type: 'InternalIP', address: '127.0.0.3' }] } } });
+  t.equal(created.status, 201);
+  t.equal(created.body.status.addresses[0].address, '127.0.0.3', 'a created Node keeps the status it is given');
 });
 
 t.test('create, get, update, patch, delete over HTTP', async (t) => {
