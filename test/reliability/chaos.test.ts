@@ -7,7 +7,10 @@
  */
 import t from 'tap';
 import { backends } from '../helpers/backends.js';
+import { exitWhenDone } from '../helpers/exit-when-done.js';
 import { REAL_FAULT_KINDS, runChaos } from './chaos.js';
+
+exitWhenDone();
 
 for (const backend of await backends()) {
   t.test(`${backend}: every job delivered exactly once with the right content, through every fault the backend offers`, async (t) => {

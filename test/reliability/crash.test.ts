@@ -4,7 +4,10 @@
  */
 import t from 'tap';
 import { backends } from '../helpers/backends.js';
+import { exitWhenDone } from '../helpers/exit-when-done.js';
 import { runCrashLoop } from './crash.js';
+
+exitWhenDone();
 
 for (const backend of await backends()) {
   t.test(`${backend}: SIGKILL at random moments, 20 times: runtime dir and hosts file whole after each, then converge`, async (t) => {
