@@ -20,12 +20,12 @@ import { parseEnvFile } from '../../src/contract/env-file.js';
 import { getJob, getStatus, trackJob } from '../../src/api/client.js';
 import { startHarness, newJobId, exists, eventually, NODE, type Harness } from '../daemon/harness.js';
 import { LuaPluginHarness } from '../lua/harness.js';
+import { jobSide } from './job-side.js';
 import { runCli, type CliResult } from '../cli/job-files.js';
 import { makeStandInFlux, type StandInFlux } from '../flux/stand-in.js';
 
 const USER = 1050;
 const RABBIT = 'rabbit-flux-1';
-const asRoot = process.getuid?.() === 0;
 
 let h: Harness;
 let flux: StandInFlux;
@@ -66,18 +66,7 @@ function prolog(id: bigint, which: 'prolog' | 'epilog' = 'prolog'): Promise<CliR
   return runCli([which], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: formatJobId(id, 'f58'), FLUX_JOB_USERID: String(USER), NNF_ENV_CONFIG: conf } });
 }
 
-function helper(id: bigint, args: string[]): Promise<CliResult> {
-  return runCli(args, {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: h.dir, FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_RUNTIME_DIR: h.runtimeDir, NNF_ENV_HOSTS_ALIASES: 'local-rabbit' },
-    ...(asRoot ? { uid: USER, gid: USER } : {}),
-  });
-}
-
-async function plugin(id: bigint) {
-  const files = h.files(id);
-  if (await exists(files.env)) await lua.writeFile(files.env, await readFile(files.env));
-  return lua.run({ env: { FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_JOBS_DIR: h.jobsDir }, info: { rank: 0 } });
-}
+const { helper, plugin } = jobSide(() => h, () => lua, USER);
 
 /** status.env as flux-coral2's coral2_dws.py sends it (plus DW_WORKFLOW_TOKEN from the Secret). */
 function workflowEnv(id: bigint): Record<string, string> {

@@ -8,7 +8,7 @@
  * With NNF_ENV_TEST_INSTALLED_ROOT (test/package/), the bins and plugin are an unpacked package's.
  */
 import t, { type Test } from 'tap';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatJobId } from '../../src/contract/jobid.js';
 import { dwsResource } from '../../src/kube/resource.js';
@@ -16,12 +16,12 @@ import type { Workflow } from '../../src/domain/dws-types.js';
 import { startHarness, newJobId, exists, type Harness } from '../daemon/harness.js';
 import { backends } from '../helpers/backends.js';
 import { LuaPluginHarness } from '../lua/harness.js';
+import { jobSide } from './job-side.js';
 import { runCli, runShell, type CliResult } from '../cli/job-files.js';
 import { installedRoot, nnfEnvBin, nnfEnvdBin } from '../helpers/paths.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 const USER = 1050;
-const asRoot = process.getuid?.() === 0;
 
 let h: Harness;
 let lua: LuaPluginHarness;
@@ -35,20 +35,7 @@ function prolog(id: bigint, which: 'prolog' | 'epilog' = 'prolog'): Promise<CliR
   });
 }
 
-/** The helper as the job's user would run it: in the job's environment, its own uid. */
-function helper(id: bigint, args: string[]): Promise<CliResult> {
-  return runCli(args, {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: h.dir, FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_RUNTIME_DIR: h.runtimeDir, NNF_ENV_HOSTS_ALIASES: 'local-rabbit' },
-    ...(asRoot ? { uid: USER, gid: USER } : {}),
-  });
-}
-
-/** Runs the Lua plugin on the files the daemon wrote, as the job shell on this node would. */
-async function plugin(id: bigint) {
-  const files = h.files(id);
-  if (await exists(files.env)) await lua.writeFile(files.env, await readFile(files.env));
-  return lua.run({ env: { FLUX_JOB_ID: formatJobId(id, 'f58'), NNF_ENV_JOBS_DIR: h.jobsDir }, info: { rank: 0 } });
-}
+const { helper, plugin } = jobSide(() => h, () => lua, USER);
 
 /** What the job must see: the workflow's status.env plus this node's own variables. */
 async function expectedVariables(id: bigint, launcher?: string): Promise<Record<string, string>> {

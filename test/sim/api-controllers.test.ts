@@ -5,44 +5,34 @@
  * conflict that the store retries, Teardown and deletion release what the job held.
  * test/real/ runs the same controllers against kube-apiserver.
  */
-import net from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Computes, Workflow } from '../../src/domain/dws-types.js';
 import { dwsResource } from '../../src/kube/resource.js';
 import { kubeconfigClient, startApiControllers } from '../../src/sim/api-controllers.js';
-import { startSimulator } from '../../src/sim/index.js';
+import { startSimulator, type SimulatorOptions } from '../../src/sim/index.js';
 import { eventually } from '../helpers/eventually.js';
+import { readBanner } from './banner.js';
 
 const WORKFLOWS = dwsResource('workflows', 'v1alpha7');
 const COMPUTES = dwsResource('computes', 'v1alpha7');
 
-function probe(port: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    let data = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (data += d));
-    s.on('end', () => resolve(data));
-    s.on('error', () => resolve(undefined));
-    s.setTimeout(3000, () => {
-      s.destroy();
-      resolve(undefined);
-    });
-  });
-}
-
-t.test('controllers over the API drive a job to PreRun and through Teardown', async (t) => {
-  const sim = await startSimulator({ controllers: false, ports: '0', computeName: 'compute-01', rabbitName: 'rabbit-1' });
+/** A simulator without its own controllers, and a client of it through a kubeconfig, as a site's would be. */
+async function simulatorAndClient(t: Test, opts: Partial<SimulatorOptions>) {
+  const sim = await startSimulator({ controllers: false, ports: '0', ...opts });
   const dir = await mkdtemp(join(tmpdir(), 'nnf-env-apictl-'));
   t.teardown(async () => {
     await sim.close();
     await rm(dir, { recursive: true, force: true });
   });
   await sim.writeKubeconfig(join(dir, 'kubeconfig'));
-  const client = await kubeconfigClient(join(dir, 'kubeconfig'));
+  return { sim, client: await kubeconfigClient(join(dir, 'kubeconfig')) };
+}
+
+t.test('controllers over the API drive a job to PreRun and through Teardown', async (t) => {
+  const { sim, client } = await simulatorAndClient(t, { computeName: 'compute-01', rabbitName: 'rabbit-1' });
   const ctl = await startApiControllers({ client, computeName: 'compute-01', rabbitName: 'rabbit-1', stepDelayMs: 2 });
   t.teardown(async () => {
     await ctl.close();
@@ -80,27 +70,20 @@ t.test('controllers over the API drive a job to PreRun and through Teardown', as
   t.equal(env.NNF_CONTAINER_HOSTNAMES, 'rabbit-1');
   const ports = (env.NNF_CONTAINER_PORTS ?? '').split(',').filter(Boolean).map(Number);
   t.equal(ports.length, 2);
-  for (const p of ports) t.match(await probe(p), new RegExp(`user container default/${name} port ${p}`), `port ${p} listens`);
+  for (const p of ports) t.match(await readBanner(p), new RegExp(`user container default/${name} port ${p}`), `port ${p} listens`);
 
   await ctl.advance(name, 'Teardown');
   await eventually('Teardown finished', () => {
     const o = sim.get<Workflow>(WORKFLOWS, 'default', name);
     return o?.status?.state === 'Teardown' && o.status.ready;
   });
-  for (const p of ports) t.equal(await probe(p), undefined, `port ${p} closed after Teardown`);
+  for (const p of ports) t.equal(await readBanner(p), undefined, `port ${p} closed after Teardown`);
   sim.delete(WORKFLOWS, 'default', name);
   await eventually('Computes deleted with the workflow', () => sim.get(COMPUTES, 'default', name) === undefined);
 });
 
 t.test('a job submitted with deleteAfterTeardown and a finalizer is deleted by the API-driven Flux', async (t) => {
-  const sim = await startSimulator({ controllers: false, ports: '0' });
-  const dir = await mkdtemp(join(tmpdir(), 'nnf-env-apictl-'));
-  t.teardown(async () => {
-    await sim.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  await sim.writeKubeconfig(join(dir, 'kubeconfig'));
-  const client = await kubeconfigClient(join(dir, 'kubeconfig'));
+  const { sim, client } = await simulatorAndClient(t, {});
   const ctl = await startApiControllers({ client, computeName: 'c', stepDelayMs: 2, userContainers: false });
   t.teardown(async () => {
     await ctl.close();

@@ -4,6 +4,7 @@ import { startSimulator, LABEL_WORKFLOW_NAME, LABEL_WORKFLOW_NAMESPACE, FLUX_FIN
 import { dwsResource } from '../../src/kube/resource.js';
 import type { Computes, Workflow } from '../../src/domain/dws-types.js';
 import { openWatch, waitFor, WF } from './client.js';
+import { readBanner } from './banner.js';
 
 const WORKFLOWS = dwsResource('workflows', 'v1alpha7');
 const COMPUTES = dwsResource('computes', 'v1alpha7');
@@ -15,21 +16,6 @@ function privateRange(size = 20): { lo: number; hi: number; spec: string } {
 }
 
 /** Connect and read the greeting; undefined when refused. */
-function probe(port: number, host = '127.0.0.1'): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    let data = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => (data += d));
-    s.on('end', () => resolve(data));
-    s.on('error', () => resolve(undefined));
-    s.setTimeout(3000, () => {
-      s.destroy();
-      resolve(undefined);
-    });
-  });
-}
-
 const envOf = (w: Workflow | undefined) => w?.status?.env ?? {};
 const portsOf = (w: Workflow | undefined) => (envOf(w).NNF_CONTAINER_PORTS ?? '').split(',').filter(Boolean).map(Number);
 
@@ -101,7 +87,7 @@ t.test('a job goes to PreRun; PreRun sets the environment in two observable step
   t.match((done.object as Workflow).status?.computes, { kind: 'Computes', name, namespace: 'default' });
 
   // The simulated user container really listens on the rabbit address.
-  for (const p of ports) t.match(await probe(p), new RegExp(`nnf-env-sim user container default/${name} port ${p}`), `port ${p} accepts TCP`);
+  for (const p of ports) t.match(await readBanner(p), new RegExp(`nnf-env-sim user container default/${name} port ${p}`), `port ${p} accepts TCP`);
 
   // Teardown: listeners closed, ports released; keys stay.
   sim.advance(name, 'Teardown');
@@ -110,7 +96,7 @@ t.test('a job goes to PreRun; PreRun sets the environment in two observable step
     return o?.status?.state === 'Teardown' && o.status.ready ? o : undefined;
   });
   t.equal(envOf(td).NNF_CONTAINER_PORTS, env.NNF_CONTAINER_PORTS, 'keys are never removed');
-  for (const p of ports) t.equal(await probe(p), undefined, `port ${p} closed after Teardown`);
+  for (const p of ports) t.equal(await readBanner(p), undefined, `port ${p} closed after Teardown`);
 });
 
 t.test('ports: live workflows never share; busy ports are skipped; released ports are reused', async (t) => {
@@ -164,7 +150,7 @@ t.test('MPI: the launcher is the rabbit; hostnames are the launcher and worker p
   t.equal(portsOf(o).length, 1);
   t.ok(env.NNF_CONTAINER_PORTS_mpi_red_rock);
   t.ok(o.spec.dwDirectives?.some((d) => d.startsWith('#DW container name=mpi-red-rock')), 'a container directive was added');
-  t.ok(await probe(portsOf(o)[0]!), 'the launcher listens');
+  t.ok(await readBanner(portsOf(o)[0]!), 'the launcher listens');
 });
 
 t.test('failAt ends that state with Error; Teardown still works', async (t) => {
@@ -207,16 +193,16 @@ t.test('stopAt, advance through states, listenDelayMs, deletion closes listeners
     return w?.status?.env?.NNF_CONTAINER_PORTS ? w : undefined;
   });
   const ports = portsOf(between);
-  t.equal(await probe(ports[0]!), undefined, 'not listening before listenDelayMs');
+  t.equal(await readBanner(ports[0]!), undefined, 'not listening before listenDelayMs');
   await waitFor('PreRun', at('PreRun'));
-  await waitFor('listening', async () => (await probe(ports[0]!)) !== undefined, 5000, 50);
+  await waitFor('listening', async () => (await readBanner(ports[0]!)) !== undefined, 5000, 50);
   t.pass('listening after listenDelayMs');
   // Deleting the workflow (Flux removes its finalizer) closes the container and the Computes.
   t.ok(sim.get<Workflow>(WORKFLOWS, 'default', name)?.metadata.finalizers?.includes(FLUX_FINALIZER));
   sim.delete(WORKFLOWS, 'default', name);
   await waitFor('workflow gone', () => sim.get(WORKFLOWS, 'default', name) === undefined);
   await waitFor('computes gone', () => sim.get(COMPUTES, 'default', name) === undefined);
-  t.equal(await probe(ports[0]!), undefined, 'listener closed on deletion');
+  t.equal(await readBanner(ports[0]!), undefined, 'listener closed on deletion');
 });
 
 t.test('workflows created by others (kubectl) are driven by DWS, not by Flux', async (t) => {
