@@ -96,15 +96,36 @@ export class ResponseParser {
     this.size += chunk.length;
     if (this.size > MAX_RESPONSE_BYTES) throw new SocketHttpError('BAD_RESPONSE', `response larger than ${MAX_RESPONSE_BYTES} bytes`);
     this.chunks.push(chunk);
-    const all = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks);
-    this.chunks = [all];
-    if (this.bodyStart < 0 && !this.readHead(all)) return undefined;
-    return this.complete(all, false);
+    if (this.bodyStart < 0 && !this.readHead(this.joined())) return undefined;
+    // Join the chunks only when the body can be complete: a large answer (a long job list)
+    // arrives in many chunks, and joining at each one would copy it over and over.
+    if (!this.mayBeComplete()) return undefined;
+    return this.complete(this.joined(), false);
+  }
+
+  private joined(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  private mayBeComplete(): boolean {
+    if (this.chunked) return this.endsWithBlankLine(); // a chunked message ends with CRLF CRLF
+    if (this.status === 204 || this.status === 304) return true;
+    return this.contentLength !== undefined && this.size - this.bodyStart >= this.contentLength;
+  }
+
+  private endsWithBlankLine(): boolean {
+    const tail: number[] = [];
+    for (let i = this.chunks.length - 1; i >= 0 && tail.length < 4; i--) {
+      const c = this.chunks[i]!;
+      for (let j = c.length - 1; j >= 0 && tail.length < 4; j--) tail.unshift(c[j]!);
+    }
+    return tail.length === 4 && tail[0] === 0x0d && tail[1] === 0x0a && tail[2] === 0x0d && tail[3] === 0x0a;
   }
 
   /** The answer at the end of the connection (a body delimited by it), or an error. */
   end(): SocketHttpAnswer {
-    const all = Buffer.concat(this.chunks);
+    const all = this.joined();
     if (this.bodyStart < 0) {
       throw new SocketHttpError('ECONNRESET', all.length === 0 ? 'socket hang up (no response)' : 'connection closed inside the response headers');
     }
