@@ -138,3 +138,36 @@ t.test('through the client: a broken response is a DaemonApiError, a closed sock
   const e3 = await getJob(join(dir, 'absent.sock'), 1n).catch((e: unknown) => e);
   t.ok(e3 instanceof DaemonUnavailableError);
 });
+
+t.test('large answers in many chunks: content-length and chunked arrive whole', async (t) => {
+  const big = Buffer.alloc(8 * 1024 * 1024, 'x');
+  big.write('first', 0);
+  big.write('last', big.length - 4);
+  for (const framing of ['content-length', 'chunked'] as const) {
+    const server = createHttpServer((_req, res) => {
+      if (framing === 'content-length') res.setHeader('content-length', big.length);
+      // Many writes, so that chunked framing arrives in many pieces with its end split too.
+      for (let at = 0; at < big.length; at += 100_000) res.write(big.subarray(at, at + 100_000));
+      res.end();
+    });
+    const path = await listen(server);
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const a = await get(path);
+    t.equal(a.status, 200, framing);
+    t.ok(a.body.equals(big), `${framing}: all ${big.length} bytes, in order`);
+  }
+
+  // The end of a chunked message split across pieces: the last chunk's CRLF CRLF in 1-byte writes.
+  const split = await rawServer(t, (s) => {
+    const bytes = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    let i = 0;
+    const step = () => {
+      if (i >= bytes.length) return;
+      s.write(bytes.subarray(i, i + 1));
+      i += 1;
+      setTimeout(step, 1);
+    };
+    step();
+  });
+  t.equal((await get(split.path)).body.toString(), 'hello', 'chunked in 1-byte pieces');
+});
