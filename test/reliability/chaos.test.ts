@@ -10,10 +10,9 @@ import { backends } from '../helpers/backends.js';
 import { exitWhenDone } from '../helpers/exit-when-done.js';
 import { REAL_FAULT_KINDS, runChaos } from './chaos.js';
 
-exitWhenDone();
-
+const runs: Promise<unknown>[] = [];
 for (const backend of await backends()) {
-  t.test(`${backend}: every job delivered exactly once with the right content, through every fault the backend offers`, async (t) => {
+  runs.push(t.test(`${backend}: every job delivered exactly once with the right content, through every fault the backend offers`, async (t) => {
     const r = await runChaos({
       backend,
       // The real server's half is smaller: each kube-apiserver restart costs ~7 s here.
@@ -38,5 +37,6 @@ for (const backend of await backends()) {
     const kinds = backend === 'sim' ? Object.keys(r.faults) : REAL_FAULT_KINDS;
     t.ok(kinds.every((k) => (r.faults[k as keyof typeof r.faults] ?? 0) >= (k === 'restart' && backend === 'real' ? 1 : 2)), `every kind of fault was injected (${kinds.join(', ')})`);
     t.ok(r.filesSampled > 0, 'env files were sampled during the run');
-  });
+  }));
 }
+exitWhenDone(runs);
