@@ -5,9 +5,7 @@ import { shortHostname, type LoadedConfig } from '../config/load.js';
 import { jobsDirOf, socketPathOf } from '../contract/job-paths.js';
 import { NnfEnvError, errnoCode, errorMessage, isNnfEnvError } from '../core/errors.js';
 import { retry, type RetryPolicy } from '../core/retry.js';
-import { KubeClient } from '../kube/client.js';
-import { resolveConnection } from '../kube/connection.js';
-import { discoverDwsVersion } from '../kube/discovery.js';
+import type { KubeClient } from '../kube/client.js';
 import { KubeConfigError } from '../kube/errors.js';
 import { DWS_VERSIONS, type DwsVersion } from '../kube/resource.js';
 import { sleep } from '../core/backoff.js';
@@ -90,7 +88,20 @@ async function ensureDir(path: string, mode: number): Promise<void> {
 /** Discovery waits out an API server that is not reachable yet: 250 ms, doubling up to 2 s, jittered. */
 const DISCOVERY_RETRY: RetryPolicy = { initialMs: 250, maxMs: 2000 };
 
-async function discoverVersion(client: KubeClient, configured: Config['DWS_API_VERSION'], waitMs: number, logger: Logger, signal: AbortSignal): Promise<DwsVersion> {
+/**
+ * The Kubernetes client, loaded only when a source needs it: undici and TLS are the largest
+ * part of the daemon's memory, and ENV_SOURCE=flux never talks to an API server.
+ */
+async function loadKube() {
+  const [{ KubeClient }, { resolveConnection }, { discoverDwsVersion }] = await Promise.all([
+    import('../kube/client.js'),
+    import('../kube/connection.js'),
+    import('../kube/discovery.js'),
+  ]);
+  return { KubeClient, resolveConnection, discoverDwsVersion };
+}
+
+async function discoverVersion(discoverDwsVersion: Awaited<ReturnType<typeof loadKube>>['discoverDwsVersion'], client: KubeClient, configured: Config['DWS_API_VERSION'], waitMs: number, logger: Logger, signal: AbortSignal): Promise<DwsVersion> {
   if (configured !== 'auto') return configured as DwsVersion;
   const until = Date.now() + waitMs;
   // Not installed / no known version is a real answer; connection trouble is waited out.
@@ -135,13 +146,14 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   if (!useKube && config.DISCOVERY === 'computes') {
     throw new DaemonStartError('CONFIG_CONFLICT', 'DISCOVERY=computes reads Kubernetes Computes objects, which ENV_SOURCE=flux never does', { hint: 'use DISCOVERY=prolog with ENV_SOURCE=flux (the prolog tracks each job)' });
   }
-  const connection = useKube ? await resolveConnection(config, env) : undefined;
-  const client = connection ? new KubeClient({ connection, requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT, logger, userAgent: `nnf-envd/${packageVersion()} (${nodeName})` }) : undefined;
+  const kube = useKube ? await loadKube() : undefined;
+  const connection = kube ? await kube.resolveConnection(config, env) : undefined;
+  const client = kube && connection ? new kube.KubeClient({ connection, requestTimeoutMs: config.KUBE_REQUEST_TIMEOUT, logger, userAgent: `nnf-envd/${packageVersion()} (${nodeName})` }) : undefined;
   const startAbort = new AbortController();
   let dwsVersion: DwsVersion | '' = '';
-  if (client && connection) {
+  if (kube && client && connection) {
     try {
-      dwsVersion = await discoverVersion(client, config.DWS_API_VERSION, opts.startupApiWaitMs ?? 20_000, logger, startAbort.signal);
+      dwsVersion = await discoverVersion(kube.discoverDwsVersion, client, config.DWS_API_VERSION, opts.startupApiWaitMs ?? 20_000, logger, startAbort.signal);
     } catch (err) {
       await client.close();
       throw err;

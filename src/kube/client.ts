@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import type { KubeConnection } from './connection.js';
 import { connectionWarnings } from './connection.js';
 import { KubeApiError, KubeConfigError, KubeConnectionError, type KubeRequestContext } from './errors.js';
-import { collectionPath, objectPath, type KubeList, type KubeObject, type ResourceType } from './resource.js';
+import { collectionPath, objectPath, resourceName, type KubeList, type KubeObject, type ResourceType } from './resource.js';
 import { TokenSource } from './token-source.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -79,9 +79,8 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
 };
 
 /** `workflows.dataworkflowservices.github.io`: how RBAC and kubectl name a resource. */
-export function resourceName(rt: ResourceType): string {
-  return rt.group ? `${rt.plural}.${rt.group}` : rt.plural;
-}
+// In resource.ts (pure): the reflector names resources without loading undici.
+export { resourceName };
 
 function buildQuery(query: Query | undefined): string {
   if (!query) return '';

@@ -3,10 +3,9 @@ import { pino, type Logger } from 'pino';
 import { NnfEnvError, errorMessage } from '../core/errors.js';
 import { Backoff, jitter, sleep } from '../core/backoff.js';
 import type { KubeClient } from './client.js';
-import { resourceName } from './client.js';
 import { KubeApiError, type KubeRequestContext, type KubeStatus } from './errors.js';
 import { DEFAULT_MAX_LINE_BYTES, LineSplitter } from './line-splitter.js';
-import { apiVersionOf, collectionPath, objectKey, type KubeObject, type ResourceType } from './resource.js';
+import { apiVersionOf, collectionPath, objectKey, resourceName, type KubeObject, type ResourceType } from './resource.js';
 import { ObjectStore, type ReadonlyObjectStore } from './store.js';
 import { silenceMonitor } from './silence-monitor.js';
 

@@ -57,6 +57,11 @@ export function dwsResource(plural: 'workflows' | 'computes' | 'systemconfigurat
 export const NODES: ResourceType = { group: '', version: 'v1', plural: 'nodes', kind: 'Node', namespaced: false };
 export const SECRETS: ResourceType = { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true };
 
+/** `workflows.dataworkflowservices.github.io`, `nodes`: how errors and RBAC name a resource. */
+export function resourceName(rt: ResourceType): string {
+  return rt.group ? `${rt.plural}.${rt.group}` : rt.plural;
+}
+
 export function apiVersionOf(rt: ResourceType): string {
   return rt.group === '' ? rt.version : `${rt.group}/${rt.version}`;
 }
