@@ -32,6 +32,9 @@ const buildRoot = resolve(here, '..');
 const bundle = join(buildRoot, 'src', 'bin', 'nnf-env.cjs');
 const esmEntry = join(buildRoot, 'src', 'bin', 'nnf-env.js');
 const bin = existsSync(bundle) ? bundle : esmEntry;
+// What the packages ship as /usr/bin/nnf-env: the launcher that loads the standalone bundle with
+// its V8 code cache (scripts/nnf-env-launcher.cjs).
+const standalone = join(buildRoot, 'standalone', 'nnf-env.cjs');
 
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 30;
@@ -194,6 +197,12 @@ async function main(): Promise<void> {
       { name: 'nnf-env get DW_JOBS', argv: [bin, 'get', 'DW_JOBS'], env: jobEnv },
       { name: 'nnf-env export (NNF_ENV_RUNTIME_DIR set)', argv: [bin, 'export'], env: jobEnvFast },
       { name: 'nnf-env prolog', argv: [bin, 'prolog'], env: prolog.env, note: prolog.note },
+      ...(existsSync(standalone) ? [
+        { name: 'standalone nnf-env prolog (code cache)', argv: [standalone, 'prolog'], env: prolog.env },
+        { name: 'standalone nnf-env prolog, no code cache', argv: [standalone, 'prolog'], env: { ...prolog.env, NNF_ENV_CODE_CACHE: 'off' } },
+        { name: 'standalone nnf-env export (code cache)', argv: [standalone, 'export'], env: jobEnv },
+        { name: 'standalone nnf-env export, no code cache', argv: [standalone, 'export'], env: { ...jobEnv, NNF_ENV_CODE_CACHE: 'off' } },
+      ] : []),
       // The same through the ES module entry, what the bin was before the bundle.
       ...(bin === bundle ? [
         { name: 'nnf-env export, unbundled', argv: [esmEntry, 'export'], env: jobEnv },

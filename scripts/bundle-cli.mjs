@@ -9,7 +9,10 @@
  *
  * It also writes the standalone bundles that the packages and `nnf-env install` ship, every npm
  * package inlined, nothing needed beside them but node:
- *   standalone/nnf-env.cjs            the entry and the hot commands (installed as /usr/bin/nnf-env)
+ *   standalone/nnf-env.cjs            a launcher (installed as /usr/bin/nnf-env) that loads, with a
+ *                                     V8 code cache (nnf-env-main.cjs.v8cache, made by this script):
+ *   standalone/nnf-env-main.cjs       the entry and the hot commands
+ *                                     (installed as /usr/lib/nnf-env/nnf-env-main.cjs)
  *   standalone/nnf-env-commands.cjs   every other command, required when one runs
  *                                     (installed as /usr/lib/nnf-env/nnf-env-commands.cjs)
  *   standalone/nnf-envd.cjs           the daemon (installed as /usr/sbin/nnf-envd)
@@ -24,7 +27,8 @@
  * commands, package.json, node_modules) stays the same.
  */
 import { build } from 'esbuild';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -194,6 +198,13 @@ async function bundle(name, contents, outfile, standalone, mode = 0o755) {
 }
 
 await mkdir(standaloneDir, { recursive: true });
-await bundle('nnf-env', entries.nnfEnv, resolve(standaloneDir, 'nnf-env.cjs'), true);
+// nnf-env is a small launcher (scripts/nnf-env-launcher.cjs) that loads the bundle
+// nnf-env-main.cjs with a V8 code cache; the cache is made here with this node (the packages and
+// `nnf-env install` make it again with the node that runs it).
+await bundle('nnf-env', entries.nnfEnv, resolve(standaloneDir, 'nnf-env-main.cjs'), true, 0o644);
+await copyFile(new URL('./nnf-env-launcher.cjs', import.meta.url), resolve(standaloneDir, 'nnf-env.cjs'));
+await chmod(resolve(standaloneDir, 'nnf-env.cjs'), 0o755);
+await rm(resolve(standaloneDir, 'nnf-env-main.cjs.v8cache'), { force: true });
+execFileSync(process.execPath, [resolve(standaloneDir, 'nnf-env.cjs'), '--version'], { env: { ...process.env, NNF_ENV_WRITE_CODE_CACHE: '1' }, stdio: ['ignore', 'ignore', 'inherit'] });
 await bundle('nnf-env-commands', entries.nnfEnvCommands, resolve(standaloneDir, 'nnf-env-commands.cjs'), true, 0o644);
 await bundle('nnf-envd', entries.nnfEnvd, resolve(standaloneDir, 'nnf-envd.cjs'), true);

@@ -39,6 +39,7 @@ async function fakePackage(t: Test): Promise<{ packageRoot: string; bundleDir: s
   await put(join(bundleDir, 'nnf-env.cjs'), '#!/usr/bin/env node\nconsole.log("nnf-env");\n');
   await put(join(bundleDir, 'nnf-envd.cjs'), '#!/usr/bin/env node\nconsole.log("nnf-envd");\n');
   await put(join(bundleDir, 'nnf-env-commands.cjs'), '#!/usr/bin/env node\nexports.modules = {};\n');
+  await put(join(bundleDir, 'nnf-env-main.cjs'), '#!/usr/bin/env node\nconsole.log("nnf-env main");\n');
   await put(join(pkg, 'libexec/flux-perilog'), '#!/bin/sh\n# /usr/local/libexec/nnf-env/flux-perilog\n', 0o755);
   // No flux command: install falls back to flux-core's default paths for a sysconfdir of /etc.
   return { packageRoot: pkg, bundleDir, env: { PATH: join(root, 'no-flux-here') } };
@@ -80,6 +81,7 @@ t.test('install into a destdir: every part in place, the bundles as the bins, no
     `created      ${dest}/opt/nnf/bin/nnf-env`,
     `created      ${dest}/opt/nnf/sbin/nnf-envd`,
     `created      ${dest}/opt/nnf/lib/nnf-env/nnf-env-commands.cjs`,
+    `created      ${dest}/opt/nnf/lib/nnf-env/nnf-env-main.cjs`,
     `created      ${dest}/opt/nnf/share/nnf-env/crds/workflows.yaml`,
     `created      ${dest}/opt/nnf/share/nnf-env/nnf-env-rbac.yaml`,
     `created      ${dest}/opt/nnf/share/nnf-env/flux-job-manager.toml`,
@@ -107,13 +109,13 @@ t.test('install into a destdir: every part in place, the bundles as the bins, no
   t.equal(await readFile(join(dest, 'etc/nnf-env/nnf-env.conf'), 'utf8'), EXAMPLE);
 
   const lib = join(dest, 'opt/nnf/lib/nnf-env');
-  t.same((await readdir(lib)).sort(), [MANIFEST_NAME, 'nnf-env-commands.cjs'], 'lib/nnf-env: the manifest and the cold commands\' bundle; no app copy, no node_modules');
+  t.same((await readdir(lib)).sort(), [MANIFEST_NAME, 'nnf-env-commands.cjs', 'nnf-env-main.cjs'], 'lib/nnf-env: the manifest, the cold commands\' bundle and the hot ones\' (loaded by bin/nnf-env); no app copy, no node_modules');
   t.equal(await readFile(join(lib, 'nnf-env-commands.cjs'), 'utf8'), '#!/usr/bin/env node\nexports.modules = {};\n', 'required, not run: copied as it is');
   t.equal(await modeOf(join(lib, 'nnf-env-commands.cjs')), 0o644);
   const manifest = JSON.parse(await readFile(join(lib, MANIFEST_NAME), 'utf8')) as Manifest;
   t.equal(manifest.prefix, '/opt/nnf');
   t.equal(manifest.packageVersion, '9.9.9');
-  t.equal(manifest.files.length, 11);
+  t.equal(manifest.files.length, 12);
   t.ok(manifest.files.some((f) => f.path === '/etc/nnf-env/nnf-env.conf' && f.kind === 'config' && f.sha256 !== null));
   t.ok(manifest.files.every((f) => !f.path.startsWith(dest)), 'manifest paths are final paths, without destdir');
   t.ok(manifest.dirs.includes('/etc/nnf-env') && manifest.dirs.includes('/opt/nnf/lib/nnf-env'));
@@ -135,7 +137,7 @@ t.test('an upgrade from a node_modules install removes the old app copy that is 
   await writeFile(join(lib, MANIFEST_NAME), JSON.stringify(manifest));
   const report = await runInstall(opts);
   t.ok(report.lines.includes(`removed      ${lib} (3 files)`), report.lines.join('\n'));
-  t.same((await readdir(lib)).sort(), [MANIFEST_NAME, 'nnf-env-commands.cjs']);
+  t.same((await readdir(lib)).sort(), [MANIFEST_NAME, 'nnf-env-commands.cjs', 'nnf-env-main.cjs']);
   t.same(await readdir(join(dest, 'opt/nnf/lib')), ['nnf-env']);
 });
 

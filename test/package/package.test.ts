@@ -27,6 +27,7 @@ async function expectedFiles(): Promise<Record<string, number>> {
     '/usr/bin/nnf-env': 0o755,
     '/usr/sbin/nnf-envd': 0o755,
     '/usr/lib/nnf-env/nnf-env-commands.cjs': 0o644,
+    '/usr/lib/nnf-env/nnf-env-main.cjs': 0o644,
     '/usr/lib/systemd/system/nnf-envd.service': 0o644,
     '/usr/libexec/nnf-env/flux-perilog': 0o755,
     '/etc/flux/system/prolog.d/nnf-env': 0o755,
@@ -85,6 +86,8 @@ async function packageTests(): Promise<void> {
       t.match(text, /systemctl daemon-reload/, `${script} reloads systemd`);
       t.notMatch(text, /enable|start|restart/, `${script} does not enable or start anything`);
     }
+    t.match(await readFile(join(ctl, 'postinst'), 'utf8'), /^NNF_ENV_WRITE_CODE_CACHE=1 \/usr\/bin\/nnf-env --version >\/dev\/null 2>&1 \|\| :$/m, 'postinst makes the code cache with the node installed, never failing');
+    t.match(await readFile(join(ctl, 'postrm'), 'utf8'), /^rm -f \/usr\/lib\/nnf-env\/nnf-env-main\.cjs\.v8cache$/m, 'postrm removes it');
   });
 
   t.test('RPM: files, modes, owners, %config(noreplace), Requires, scriptlets; same bytes as the .deb', async (t) => {
@@ -93,7 +96,10 @@ async function packageTests(): Promise<void> {
       const f = l.split(' ');
       return { path: f[0] as string, digest: f[3] as string, mode: Number.parseInt(f[4] as string, 8), owner: f[5], group: f[6], config: f[7] === '1' };
     });
-    const files = dump.filter((e) => (e.mode & 0o170000) === 0o100000);
+    // The code cache is %ghost: owned (removed with the package), made by %post, not shipped.
+    const ghosts = run('rpm', ['-qp', '--qf', '[%{FILENAMES} %{FILEFLAGS:fflags}\\n]', rpm]).trim().split('\n').filter((l) => / \S*g\S*$/.test(l)).map((l) => l.split(' ')[0]);
+    t.same(ghosts, ['/usr/lib/nnf-env/nnf-env-main.cjs.v8cache'], 'the code cache is the one %ghost file');
+    const files = dump.filter((e) => (e.mode & 0o170000) === 0o100000 && !ghosts.includes(e.path));
     t.same(files.map((e) => e.path).sort(), Object.keys(expected).sort(), 'exactly the expected files');
     for (const e of files) t.equal(e.mode & 0o7777, expected[e.path], `${e.path} ${(e.mode & 0o7777).toString(8)}`);
     t.ok(dump.every((e) => e.owner === 'root' && e.group === 'root'), 'everything owned by root:root');
@@ -106,10 +112,15 @@ async function packageTests(): Promise<void> {
       ['/etc/nnf-env', '/usr/lib/nnf-env', '/usr/libexec/nnf-env', '/usr/share/nnf-env', '/usr/share/nnf-env/crds'], 'owns its own directories, not /usr or /etc/flux');
     t.ok(run('rpm', ['-qlp', rpm]).split('\n').every((p) => !p.includes('node_modules')), 'rpm -qlp: no node_modules');
     const requires = run('rpm', ['-qp', '--requires', rpm]).trim().split('\n').filter((r) => !r.startsWith('rpmlib('));
-    t.same([...new Set(requires)].sort(), ['/bin/sh', 'nodejs >= 20']);
+    // RHEL/Fedora's nodejs has Epoch 1 (1:18.x would satisfy an epoch-less >= 20); epoch 0 from 20 on.
+    t.same([...new Set(requires)].sort(), ['(nodejs >= 1:20 or (nodejs >= 0:20 with nodejs < 1:0))', '/bin/sh']);
+    // rpm itself decides: what the requirement accepts, by rpm's own version comparison.
+    const accepts = (evr: string) => run('rpm', ['--eval', `%{lua: print(rpm.vercmp("${evr}", "1:20") >= 0 and "yes" or "no")}`]).trim();
+    t.equal(accepts('1:18.20.4'), 'no', 'RHEL nodejs 1:18 is refused');
+    t.equal(accepts('1:20.8.1'), 'yes', 'RHEL nodejs 1:20 is accepted');
     t.equal(run('rpm', ['-qp', '--qf', '%{ARCH}', rpm]), 'noarch');
     const scripts = run('rpm', ['-qp', '--scripts', rpm]);
-    t.match(scripts, /postinstall scriptlet[^\n]*\n[^\n]*systemctl daemon-reload/);
+    t.match(scripts, /postinstall scriptlet[^\n]*\n[^\n]*systemctl daemon-reload[^\n]*\nNNF_ENV_WRITE_CODE_CACHE=1 \/usr\/bin\/nnf-env --version >\/dev\/null 2>&1 \|\| :/);
     t.match(scripts, /postuninstall scriptlet[^\n]*\n[^\n]*systemctl daemon-reload/);
     t.notMatch(scripts, /enable|start|preinstall|preuninstall/, 'nothing but daemon-reload');
 

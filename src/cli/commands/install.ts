@@ -26,6 +26,7 @@
  * conf.d file of ours would replace it whole (etc/nnf-env/flux-job-manager.toml says what to
  * merge; `nnf-env doctor` checks the live instance).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, realpath, rm, rmdir, stat, unlink } from 'node:fs/promises';
@@ -179,10 +180,26 @@ interface Source {
  * that are not hot, which the nnf-env bin requires from ../lib/nnf-env when one runs.
  */
 export const BUNDLES: ReadonlyArray<{ path: string; file: string; bin: boolean }> = [
+  // A launcher that loads lib/nnf-env/nnf-env-main.cjs with a V8 code cache (scripts/nnf-env-launcher.cjs).
   { path: 'bin/nnf-env', file: 'nnf-env.cjs', bin: true },
   { path: 'sbin/nnf-envd', file: 'nnf-envd.cjs', bin: true },
   { path: 'lib/nnf-env/nnf-env-commands.cjs', file: 'nnf-env-commands.cjs', bin: false },
+  { path: 'lib/nnf-env/nnf-env-main.cjs', file: 'nnf-env-main.cjs', bin: false },
 ];
+
+/** The V8 code cache the nnf-env launcher reads beside the bundle (made on the node, not shipped). */
+export const CODE_CACHE = 'nnf-env-main.cjs.v8cache';
+
+/** `NNF_ENV_WRITE_CODE_CACHE=1 nnf-env --version`: the launcher writes the cache for this node. */
+function writeCodeCache(nodePath: string, bin: string, lines: string[]): void {
+  try {
+    execFileSync(nodePath, [bin, '--version'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NNF_ENV_WRITE_CODE_CACHE: '1' }, stdio: 'ignore', timeout: 30_000 });
+    lines.push(`code cache written for ${nodePath}`);
+  } catch (err) {
+    // Without it nnf-env only starts a few ms slower.
+    lines.push(`warning: no code cache written (${(err as Error).message}); nnf-env works without it`);
+  }
+}
 
 /** A bundle with its `#!/usr/bin/env node` line replaced: systemd and the Flux prolog may have no node on PATH. */
 function withInterpreter(bundle: Buffer, nodePath: string, from: string): Buffer {
@@ -487,6 +504,8 @@ export async function runInstall(opts: InstallOptions = {}): Promise<InstallRepo
       await writeInstalled(manifestPath, Buffer.from(text), 0o644, written);
       await syncWritten(written);
     }
+    // The code cache of the installed node (a cache V8 rejects is only slower, never wrong).
+    if (destdir === '') writeCodeCache(opts.nodePath ?? process.execPath, join(lib, '..', '..', 'bin', 'nnf-env'), lines);
     if (plan.some((f) => f.kind === 'systemd' && f.action !== 'unchanged')) {
       lines.push('next: systemctl daemon-reload && systemctl enable --now nnf-envd');
     }
@@ -517,6 +536,7 @@ export async function runUninstall(opts: InstallOptions = {}): Promise<InstallRe
       if (f.action === 'remove') await explained(under(destdir, f.path), 'remove', () => rm(under(destdir, f.path), { force: true }));
     }
     await rm(manifestPath, { force: true });
+    await rm(under(destdir, `${lib}/${CODE_CACHE}`), { force: true });
     // Directories install created, deepest first, if nothing else lives in them.
     for (const d of [...manifest.dirs].sort((a, b) => b.length - a.length)) {
       try {
