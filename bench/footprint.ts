@@ -18,6 +18,10 @@ import { dwsResource } from '../src/kube/resource.js';
 import { sleep, until } from './lib.js';
 import { startRig } from './daemon-rig.js';
 import { benchWorkflow, jobIdOf, workflowName } from './workflows.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeStandInFlux } from '../test/flux/stand-in.js';
 
 const WF = dwsResource('workflows', 'v1alpha7');
 
@@ -44,6 +48,8 @@ export interface FootprintResult {
   idle: QuietSample;
   waiting: QuietSample & { watches: number };
   delivered: QuietSample;
+  /** ENV_SOURCE=flux, no jobs: the daemon without Kubernetes (no undici, no TLS). */
+  fluxIdle: QuietSample;
   bookmarkIntervalMs: number;
 }
 
@@ -125,6 +131,7 @@ export async function runFootprint(opts: { jobs: number; windowSeconds: number; 
   line('floor (node -e setInterval)', floor);
   // Watches as long as kube-apiserver's default bounds them (no client-side churn in the window).
   const rig = await startRig({ sim: { bookmarkIntervalMs, historySize: 50_000 } });
+  let kube: Pick<FootprintResult, 'idle' | 'waiting' | 'delivered'>;
   try {
     const pid = rig.daemon.pid!;
     // Past start-up: discovery, first lists, GC of old job files, and V8's memory reducer, which
@@ -149,8 +156,25 @@ export async function runFootprint(opts: { jobs: number; windowSeconds: number; 
     await sleep(2000);
     const delivered = await sample(pid, opts.windowSeconds, rig.h.socketPath);
     line(`${opts.jobs} delivered jobs`, delivered);
-    return { jobs: opts.jobs, floor, idle, waiting, delivered, bookmarkIntervalMs };
+    kube = { idle, waiting, delivered };
   } finally {
     await rig.close();
+  }
+  const fluxIdle = await fluxIdleSample(opts.windowSeconds);
+  line('idle, ENV_SOURCE=flux', fluxIdle);
+  return { jobs: opts.jobs, floor, ...kube, fluxIdle, bookmarkIntervalMs };
+}
+
+/** The daemon in flux mode (a stand-in `flux` command, rabbit from configuration), idle. */
+async function fluxIdleSample(seconds: number): Promise<QuietSample> {
+  const dir = await mkdtemp(join(tmpdir(), 'nnf-env-bench-flux-'));
+  const flux = await makeStandInFlux(dir);
+  const rig = await startRig({ config: { ENV_SOURCE: 'flux', FLUX_COMMAND: flux.command, RABBIT_NAME: 'rabbit-flux-1', RABBIT_ADDRESS: '127.0.0.1' } });
+  try {
+    await sleep(15_000);
+    return await sample(rig.daemon.pid!, seconds, rig.h.socketPath);
+  } finally {
+    await rig.close();
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -181,6 +181,7 @@ function render(r: Results): string {
     row('idle (no jobs)', fp.idle);
     row(`${fmt.n(fp.jobs)} jobs waiting (${fp.waiting.watches} watches)`, fp.waiting);
     row(`${fmt.n(fp.jobs)} jobs delivered`, fp.delivered);
+    if (fp.fluxIdle) row('idle, `ENV_SOURCE=flux` (no Kubernetes client loaded)', fp.fluxIdle);
     out.push('');
     out.push(`Goals: idle <= 1 wakeup/s and <= 0.05 % of one core, RSS <= 40 MiB; ${fmt.n(fp.jobs)} waiting jobs <= 2 wakeups/s apart from the API's own events. The simulator sends a bookmark every ${fp.bookmarkIntervalMs / 1000} s per watch (kube-apiserver: about one a minute); a wakeup is a context switch of any thread.`);
     out.push('');

@@ -28,7 +28,8 @@
  */
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -202,6 +203,14 @@ await mkdir(standaloneDir, { recursive: true });
 // nnf-env-main.cjs with a V8 code cache; the cache is made here with this node (the packages and
 // `nnf-env install` make it again with the node that runs it).
 await bundle('nnf-env', entries.nnfEnv, resolve(standaloneDir, 'nnf-env-main.cjs'), true, 0o644);
+{
+  // The build id the launcher matches the cache against (V8 itself checks only the length).
+  const main = resolve(standaloneDir, 'nnf-env-main.cjs');
+  const text = await readFile(main, 'utf8');
+  const id = createHash('sha256').update(text).digest('hex').slice(0, 32);
+  const nl = text.indexOf('\n') + 1;
+  await writeFile(main, `${text.slice(0, nl)}// nnf-env-build ${id}\n${text.slice(nl)}`);
+}
 await copyFile(new URL('./nnf-env-launcher.cjs', import.meta.url), resolve(standaloneDir, 'nnf-env.cjs'));
 await chmod(resolve(standaloneDir, 'nnf-env.cjs'), 0o755);
 await rm(resolve(standaloneDir, 'nnf-env-main.cjs.v8cache'), { force: true });

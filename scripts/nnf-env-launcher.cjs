@@ -8,8 +8,8 @@
  *
  * The cache is written by `NNF_ENV_WRITE_CODE_CACHE=1 nnf-env --version` (npm run build,
  * `nnf-env install`, the packages' post-install, with the node that will run it). V8 checks
- * it against its own version, flags and the bundle's source: a cache made by another node
- * binary, for another bundle, or damaged is rejected and the bundle is compiled as without one.
+ * it against its own version and flags (a cache of another node binary, or damaged, is rejected),
+ * the launcher against the bundle's build id; either way the bundle is then compiled as without one.
  * A missing or unreadable cache is the same. Nothing is ever written at run time otherwise.
  */
 const { existsSync, readFileSync, renameSync, writeFileSync } = require('node:fs');
@@ -26,10 +26,18 @@ if (file === undefined) {
 const cacheFile = `${file}.v8cache`;
 let source = readFileSync(file, 'utf8');
 if (source.startsWith('#!')) source = `//${source.slice(2)}`; // same length: positions in stack traces stay right
+// V8 checks a cache against the source's length only, not its bytes: the cache file starts with
+// the build id that scripts/bundle-cli.mjs writes into the bundle (a hash of its content), and a
+// cache of another build is not handed to V8 at all.
+const build = /^\/\/ nnf-env-build ([0-9a-f]+)$/m.exec(source.slice(0, 400))?.[1] ?? 'unknown';
+const header = Buffer.from(`nnf-env-build ${build}\n`);
 let cachedData;
+let stale = false;
 try {
   // NNF_ENV_CODE_CACHE=off: compile as without a cache (the benchmark's A/B, diagnosis).
-  cachedData = process.env.NNF_ENV_CODE_CACHE === 'off' ? undefined : readFileSync(cacheFile);
+  const raw = process.env.NNF_ENV_CODE_CACHE === 'off' ? undefined : readFileSync(cacheFile);
+  if (raw !== undefined && raw.subarray(0, header.length).equals(header)) cachedData = raw.subarray(header.length);
+  else stale = raw !== undefined;
 } catch {
   cachedData = undefined; // no cache: compiled as usual
 }
@@ -41,11 +49,11 @@ if (process.env.NNF_ENV_WRITE_CODE_CACHE === '1') {
   // After the run: the cache then holds the functions this run compiled too.
   process.once('exit', () => {
     const tmp = `${cacheFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
+    writeFileSync(tmp, Buffer.concat([header, script.createCachedData()]), { mode: 0o644 });
     renameSync(tmp, cacheFile);
   });
 }
 if (process.env.NNF_ENV_DEBUG_CODE_CACHE === '1') {
-  process.stderr.write(`nnf-env: code cache ${cachedData === undefined ? 'absent' : script.cachedDataRejected ? 'rejected' : 'used'} (${cacheFile})\n`);
+  process.stderr.write(`nnf-env: code cache ${stale ? 'stale' : cachedData === undefined ? 'absent' : script.cachedDataRejected ? 'rejected' : 'used'} (${cacheFile})\n`);
 }
 script.runInThisContext().call(bundle.exports, bundle.exports, Module.createRequire(file), bundle, file, dirname(file));

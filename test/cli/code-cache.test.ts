@@ -45,7 +45,8 @@ if (!FILES.every((f) => existsSync(join(STANDALONE, f)))) {
 
     const good = await readFile(cache);
     const damaged = Buffer.from(good);
-    for (let i = 16; i < damaged.length; i += 97) damaged[i] = damaged[i]! ^ 0xff;
+    // The V8 data after the launcher's build-id line.
+    for (let i = good.indexOf(10) + 17; i < damaged.length; i += 97) damaged[i] = damaged[i]! ^ 0xff;
     await writeFile(cache, damaged);
     r = run(bin, ['--version']);
     t.same([r.status, r.stdout, r.cache], [0, version, 'rejected'], 'a damaged cache is rejected, the command answers the same');
@@ -54,11 +55,23 @@ if (!FILES.every((f) => existsSync(join(STANDALONE, f)))) {
     r = run(bin, ['--version']);
     t.same([r.status, r.stdout], [0, version], 'an empty cache file: still runs');
 
-    // Another bundle's cache (as after an upgrade that left the old cache): V8 checks the source.
+    // Another bundle's cache (as after an upgrade that left the old cache): V8 checks only the
+    // source's length, so the launcher checks the build id; a bundle of the same length too.
     await writeFile(cache, good);
-    await appendFile(join(dir, 'nnf-env-main.cjs'), '\n// another build\n');
+    const main = join(dir, 'nnf-env-main.cjs');
+    const text = await readFile(main, 'utf8');
+    await writeFile(main, text.replace(/^\/\/ nnf-env-build ([0-9a-f])/m, (_m, c: string) => `// nnf-env-build ${c === '0' ? '1' : '0'}`));
+    t.equal((await readFile(main, 'utf8')).length, text.length, 'same length');
     r = run(bin, ['--version']);
-    t.same([r.status, r.stdout, r.cache], [0, version, 'rejected'], 'a cache of another bundle is rejected');
+    t.same([r.status, r.stdout, r.cache], [0, version, 'stale'], 'a cache of another build is not used');
+    await appendFile(main, '\n// another build\n');
+    r = run(bin, ['--version']);
+    t.same([r.status, r.stdout, r.cache], [0, version, 'stale'], 'nor for a longer bundle');
+    // A cache with the right build id but V8 data of something else: V8 rejects it.
+    await writeFile(main, text);
+    await writeFile(cache, Buffer.concat([good.subarray(0, good.indexOf(10) + 1), damaged.subarray(good.indexOf(10) + 1)]));
+    r = run(bin, ['--version']);
+    t.same([r.status, r.stdout, r.cache], [0, version, 'rejected'], 'the right build with damaged V8 data: rejected by V8, still runs');
 
     if (process.getuid?.() !== 0) {
       await chmod(cache, 0o000);
