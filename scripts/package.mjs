@@ -32,6 +32,7 @@ const NAME = 'nnf-env';
 const VERSION = pkg.version;
 const CONFIG = '/etc/nnf-env/nnf-env.conf';
 const NODE_MIN = (/>=\s*(\d+)/.exec(pkg.engines?.node ?? '') ?? [])[1] ?? '20';
+const NODE_REQUIRES_RPM = `((nodejs >= ${NODE_MIN} with nodejs < 1:0) or (nodejs >= 1:${NODE_MIN} with nodejs < 2:0) or nodejs >= 2:${NODE_MIN})`;
 const SUMMARY = 'Compute-node integration for HPE Rabbit (NNF) storage on Flux systems';
 const DESCRIPTION = pkg.description;
 // nnf-env's V8 code cache, made with the node installed here (a cache of another node is
@@ -114,7 +115,8 @@ async function buildDeb(root, tree) {
     ].join('\n');
     await writeFile(join(deb, 'DEBIAN', 'control'), control);
     await writeFile(join(deb, 'DEBIAN', 'conffiles'), `${CONFIG}\n`);
-    const extra = { postinst: `${CODE_CACHE}\n`, postrm: `rm -f ${CODE_CACHE_PATH}\n` };
+    // The cache goes with the package (an upgrade's postinst makes it again); never fails a removal.
+    const extra = { postinst: `${CODE_CACHE}\n`, postrm: `case "$1" in remove|purge) rm -f ${CODE_CACHE_PATH} || : ;; esac\n` };
     for (const script of ['postinst', 'postrm']) {
       await writeFile(join(deb, 'DEBIAN', script), `#!/bin/sh\nset -e\n# Only what a package should do: systemd reads the unit; enabling is the admin's.\n${RELOAD}\n${extra[script]}`);
       await chmod(join(deb, 'DEBIAN', script), 0o755);
@@ -144,10 +146,11 @@ async function buildRpm(root, tree) {
       `Summary: ${SUMMARY}`,
       `License: ${pkg.license}`,
       'BuildArch: noarch',
-      // RHEL, its rebuilds and Fedora give nodejs Epoch 1 (nodejs.spec: %global nodejs_epoch 1),
-      // so an 18.x there is 1:18, which satisfies an epoch-less `>= 20` (rpm compares the epoch
-      // first). A nodejs of epoch 0 (built without one) is still accepted from 20 on.
-      `Requires: (nodejs >= 1:${NODE_MIN} or (nodejs >= 0:${NODE_MIN} with nodejs < 1:0))`,
+      // RPM compares the epoch first and reads a requirement without one as epoch 0, so a plain
+      // `nodejs >= 20` is met by RHEL's nodejs-1:18 and NodeSource's nodejs-2:18. One range per
+      // epoch in use (0: plain builds, 1: RHEL/Fedora, 2: NodeSource); rich dependencies need
+      // rpm >= 4.13 (RHEL 8 and later).
+      `Requires: ${NODE_REQUIRES_RPM}`,
       // The bundles need node and nothing else; rpm's scan would add /usr/bin/node from their #! line.
       'AutoReqProv: no',
       '',
