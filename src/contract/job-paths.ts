@@ -50,7 +50,7 @@ export function endedDirOf(jobsDir: string): string {
 
 /**
  * `RUNTIME_DIR/prolog/`: root-only (0700) spool where the prolog script puts a FIFO named
- * `<f58plain>.<uid>` and nnf-envd writes the prolog's one answer line into it.
+ * `<f58plain>.<uid>.<pid>` and nnf-envd writes the prolog's one answer line into it.
  */
 export function prologSpoolDirOf(runtimeDir: string): string {
   return join(runtimeDir, 'prolog');
@@ -61,5 +61,8 @@ export function spoolDaemonFileOf(spoolDir: string): string {
   return join(spoolDir, '.nnf-envd');
 }
 
-/** A spool entry's name: f58plain (canonical base58, at most 11 digits) `.` uid (decimal, no leading 0). */
-export const PROLOG_FIFO_NAME = /^(f[1-9A-HJ-NP-Za-km-z]{1,12})\.(0|[1-9][0-9]{0,9})$/;
+/**
+ * A spool entry's name: `<f58plain>.<uid>.<pid of the script>` (decimal, no leading zeros). The
+ * pid keeps the names of two ranks of one job on one node (test instances) apart.
+ */
+export const PROLOG_FIFO_NAME = /^(f[1-9A-HJ-NP-Za-km-z]{1,12})\.(0|[1-9][0-9]{0,9})\.([1-9][0-9]{0,9})$/;

@@ -3,7 +3,7 @@
  * scripts hand nnf-envd a job through two root-only directories instead of starting Node.
  *
  * - Prolog spool, `RUNTIME_DIR/prolog/`: the script makes a FIFO, opens it read-write (never
- *   blocks), renames it to `<f58plain>.<uid>` and reads one line. nnf-envd sees the name (inotify,
+ *   blocks), renames it to `<f58plain>.<uid>.<pid>` and reads one line. nnf-envd sees the name (inotify,
  *   plus a listing whenever the watch opens), checks it strictly (name, a FIFO, owned by the
  *   daemon's user, opened O_NONBLOCK|O_NOFOLLOW, the same inode), unlinks it, tracks the job as
  *   the HTTP track request does, waits until the job is final or PROLOG_TIMEOUT, and writes one
@@ -187,7 +187,7 @@ export class PerilogSpool {
     const m = PROLOG_FIFO_NAME.exec(name);
     const id = m ? canonicalJobName(m[1]!) : undefined;
     const userID = m ? Number(m[2]) : NaN;
-    if (!m || id === undefined || !(userID <= 4294967294)) return this.reject(path, 'not named <f58plain job id>.<uid>');
+    if (!m || id === undefined || !(userID <= 4294967294)) return this.reject(path, 'not named <f58plain job id>.<uid>.<pid>');
     let st;
     try {
       st = await lstat(path);

@@ -176,25 +176,44 @@ t.test('forged spool entries are never followed, and never stop the daemon', asy
   const victim = join(h.dir, 'victim');
   await writeFile(victim, 'untouched\n');
   const a = formatJobId(newJobId(), 'f58plain');
-  await symlink(victim, join(spoolDir(), `${a}.${USER}`));
-  await writeFile(join(spoolDir(), `${formatJobId(newJobId(), 'f58plain')}.${USER}`), 'a regular file\n');
+  await symlink(victim, join(spoolDir(), `${a}.${USER}.1`));
+  await writeFile(join(spoolDir(), `${formatJobId(newJobId(), 'f58plain')}.${USER}.2`), 'a regular file\n');
   await writeFile(join(spoolDir(), 'evil; rm -rf'), '');
-  await writeFile(join(spoolDir(), `${a}.01`), '');
-  await mkdir(join(spoolDir(), `${formatJobId(newJobId(), 'f58plain')}.7`));
+  await writeFile(join(spoolDir(), `${a}.01.3`), '');
+  await writeFile(join(spoolDir(), `${a}.${USER}`), '');
+  await mkdir(join(spoolDir(), `${formatJobId(newJobId(), 'f58plain')}.7.7`));
   const { execFileSync } = await import('node:child_process');
-  const fifo = join(spoolDir(), `${formatJobId(newJobId(), 'f58plain')}.${USER}`);
-  execFileSync('mkfifo', ['-m', '600', fifo]);
-  if (process.getuid?.() === 0) await chown(fifo, USER, USER); // a FIFO the daemon's user does not own
+  const fifo = join(spoolDir(), `${formatJobId(newJobId(), 'f58plain')}.${USER}.4`);
+  // Made under a dot name (the daemon skips those) and renamed in, as the script does.
+  const tmp = join(spoolDir(), '.forged');
+  execFileSync('mkfifo', ['-m', '600', tmp]);
+  if (process.getuid?.() === 0) await chown(tmp, USER, USER); // a FIFO the daemon's user does not own
+  const { rename } = await import('node:fs/promises');
+  await rename(tmp, fifo);
   await writeFile(join(endedDir(), 'not-a-job'), '');
-  await eventually('condition', async () => (await spoolEntries()).filter((n) => !n.includes('.7')).length === 0 && (await readdir(endedDir())).length === 0, 5000);
+  await eventually('condition', async () => (await spoolEntries()).filter((n) => !n.endsWith('.7.7')).length === 0 && (await readdir(endedDir())).length === 0, 5000);
   t.equal(await readFile(victim, 'utf8'), 'untouched\n', 'the symlink\'s target is not written');
-  t.same((await spoolEntries()), (await spoolEntries()).filter((n) => n.endsWith('.7')), 'every file entry removed (a directory is left: rmdir is not unlink)');
+  t.same((await spoolEntries()), (await spoolEntries()).filter((n) => n.endsWith('.7.7')), 'every file entry removed (a directory is left: rmdir is not unlink)');
   await rm(join(spoolDir(), (await spoolEntries())[0] ?? 'none'), { recursive: true, force: true });
   t.equal(h.child?.exitCode, null, 'the daemon still runs');
   const id = newJobId();
   await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER });
   const p = await run(prologSh, id);
   t.match(p.stdout, /delivered/, 'and serves the next prolog');
+  t.equal((await run(epilogSh, id)).code, 0);
+});
+
+t.test('two ranks of one job on one node (a test instance): both answered', async (t) => {
+  const id = newJobId();
+  await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER, stopAt: 'DataIn' });
+  const both = Promise.all([run(prologSh, id), run(prologSh, id)]);
+  await eventually('both FIFOs taken', async () => (await tracked(id))?.phase === 'waiting' && (await spoolEntries()).length === 0, 5000);
+  await h.cluster.advance(`fluxjob-${id}`, 'PreRun');
+  for (const r of await both) {
+    t.equal(r.code, 0, r.stderr);
+    t.match(r.stdout, /delivered/);
+  }
+  t.same(await ran(), []);
   t.equal((await run(epilogSh, id)).code, 0);
 });
 
