@@ -127,7 +127,7 @@ t.test('delivered job: the answer line, exit 0, no Node; the epilog marker untra
   t.equal(e.code, 0);
   t.match(e.stdout, /^nnf-env epilog: job ƒ\w+ end recorded for nnf-envd/);
   t.same(await ran(), [], 'the epilog did not start Node either');
-  await eventually('condition', async () => !(await exists(h.files(id).env)) && !(await exists(h.files(id).status)), 5000);
+  await eventually('condition', async () => !(await exists(h.files(id).env)) && !(await exists(h.files(id).status)), 15_000);
   t.equal(await tracked(id), undefined, 'untracked');
   t.same(await readdir(endedDir()), [], 'the marker is removed');
 });
@@ -153,7 +153,7 @@ t.test('failed workflow, unreachable ports, no workflow: exit 0 with the same te
   t.match(n.stdout, /no workflow in \d+ms\n$/);
   t.same(await ran(), [], 'no Node for any of them');
   for (const id of [failed, closed, none]) t.equal((await run(epilogSh, id)).code, 0);
-  await eventually('condition', async () => (await readdir(endedDir())).length === 0, 5000);
+  await eventually('condition', async () => (await readdir(endedDir())).length === 0, 15_000);
 });
 
 t.test('jobspec not certain: the Node path, as before', async (t) => {
@@ -191,7 +191,7 @@ t.test('forged spool entries are never followed, and never stop the daemon', asy
   const { rename } = await import('node:fs/promises');
   await rename(tmp, fifo);
   await writeFile(join(endedDir(), 'not-a-job'), '');
-  await eventually('condition', async () => (await spoolEntries()).filter((n) => !n.endsWith('.7.7')).length === 0 && (await readdir(endedDir())).length === 0, 5000);
+  await eventually('condition', async () => (await spoolEntries()).filter((n) => !n.endsWith('.7.7')).length === 0 && (await readdir(endedDir())).length === 0, 15_000);
   t.equal(await readFile(victim, 'utf8'), 'untouched\n', 'the symlink\'s target is not written');
   t.same((await spoolEntries()), (await spoolEntries()).filter((n) => n.endsWith('.7.7')), 'every file entry removed (a directory is left: rmdir is not unlink)');
   await rm(join(spoolDir(), (await spoolEntries())[0] ?? 'none'), { recursive: true, force: true });
@@ -207,7 +207,7 @@ t.test('two ranks of one job on one node (a test instance): both answered', asyn
   const id = newJobId();
   await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER, stopAt: 'DataIn' });
   const both = Promise.all([run(prologSh, id), run(prologSh, id)]);
-  await eventually('both FIFOs taken', async () => (await tracked(id))?.phase === 'waiting' && (await spoolEntries()).length === 0, 5000);
+  await eventually('both FIFOs taken', async () => (await tracked(id))?.phase === 'waiting' && (await spoolEntries()).length === 0, 15_000);
   await h.cluster.advance(`fluxjob-${id}`, 'PreRun');
   for (const r of await both) {
     t.equal(r.code, 0, r.stderr);
@@ -238,13 +238,19 @@ t.test('job canceled while its prolog waits: the wait and the FIFO end with the 
   await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER, stopAt: 'DataIn' });
   let pid = 0;
   const p = run(prologSh, id, { onStart: (n) => (pid = n) });
-  await eventually('condition', async () => (await tracked(id))?.phase === 'waiting' && (await spoolEntries()).length === 0, 5000);
+  await eventually('the prolog waits in nnf-envd', async () => (await tracked(id))?.phase === 'waiting' && (await spoolEntries()).length === 0, 15_000);
   process.kill(pid, 'SIGKILL'); // Flux kills the prolog
   const killed = await p;
   t.equal(killed.code, null);
   const e = await run(epilogSh, id);
   t.equal(e.code, 0);
-  await eventually('condition', async () => (await tracked(id)) === undefined && !(await exists(h.files(id).status)), 5000);
+  t.match(e.stdout, /end recorded/, 'the epilog left a marker');
+  // Bounded generously: once (a loaded machine, other test files running) 5 s were not enough.
+  await eventually('job untracked after the marker', async () => (await tracked(id)) === undefined && !(await exists(h.files(id).status)), 20_000)
+    .catch(async (err: unknown) => {
+      t.comment(`markers: ${JSON.stringify(await readdir(endedDir()))}; tracked: ${JSON.stringify(await tracked(id))}`);
+      throw err;
+    });
   t.same(await spoolEntries(), [], 'no FIFO left');
   t.same(await readdir(endedDir()), []);
   t.equal(h.child?.exitCode, null, 'a write to a gone reader is not an error');
@@ -255,7 +261,7 @@ t.test('daemon killed while a prolog waits: the script falls back to Node at onc
   const id = newJobId();
   await h.cluster.submitJob({ jobId: id, userID: USER, groupID: USER, stopAt: 'DataIn' });
   const p = run(nodeProlog, id);
-  await eventually('condition', async () => (await tracked(id))?.phase === 'waiting' && (await spoolEntries()).length === 0, 5000);
+  await eventually('the prolog waits in nnf-envd', async () => (await tracked(id))?.phase === 'waiting' && (await spoolEntries()).length === 0, 15_000);
   await daemonDown();
   const r = await p;
   t.equal(r.code, 0, 'PROLOG_ON_NODE_ERROR=pass');
@@ -307,7 +313,7 @@ t.test('daemon-side PROLOG_TIMEOUT: the timeout line and the job shell\'s notice
   const st = await lstat(h.files(id).env);
   t.equal(st.mode & 0o777, 0o600);
   t.equal((await run(epilogSh, id)).code, 0);
-  await eventually('condition', async () => !(await exists(h.files(id).env)), 5000);
+  await eventually('condition', async () => !(await exists(h.files(id).env)), 15_000);
 });
 
 t.test('no spool (an older daemon, or none ever ran): the Node path', async (t: Test) => {
