@@ -292,6 +292,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
     config = effective as Config;
     if (applied.includes('LOG_LEVEL')) logger.level = config.LOG_LEVEL;
     jobs.updateConfig(config);
+    if (applied.includes('PROLOG_TIMEOUT')) await spool?.announce().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'could not rewrite the prolog spool\'s .nnf-envd'));
     if (applied.some((k) => RABBIT_KEYS.includes(k))) await rabbit.reconfigure(config);
     if (applied.length > 0) logger.info({ applied }, 'configuration reloaded');
     if (needsRestart.length > 0) logger.warn({ needsRestart }, 'configuration changes that only a restart applies (systemctl restart nnf-envd)');

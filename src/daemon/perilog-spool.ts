@@ -79,8 +79,14 @@ export class PerilogSpool {
   async start(): Promise<void> {
     this.open('ended');
     this.open('prolog');
-    const cfg = this.opts.config();
     // Last: a script takes the fast path only once the spool is served.
+    await this.announce();
+  }
+
+  /** (Re)writes `.nnf-envd`: at start, and when PROLOG_TIMEOUT changes (the scripts' watchdogs are bounded by it). */
+  async announce(): Promise<void> {
+    if (this.stopped) return;
+    const cfg = this.opts.config();
     await writeFileAtomic(spoolDaemonFileOf(this.spoolDir), `${process.pid} ${Math.ceil(cfg.PROLOG_TIMEOUT / 1000)}\n`, { mode: 0o600, fsyncDir: false });
   }
 

@@ -127,8 +127,9 @@ t.test('delivered job: the answer line, exit 0, no Node; the epilog marker untra
   t.equal(e.code, 0);
   t.match(e.stdout, /^nnf-env epilog: job ƒ\w+ end recorded for nnf-envd/);
   t.same(await ran(), [], 'the epilog did not start Node either');
-  await eventually('condition', async () => !(await exists(h.files(id).env)) && !(await exists(h.files(id).status)), 15_000);
-  t.equal(await tracked(id), undefined, 'untracked');
+  // The controller removes the files, then the record, then forgets the job.
+  await eventually('job untracked', async () => !(await exists(h.files(id).env)) && !(await exists(h.files(id).status)) && (await tracked(id)) === undefined, 15_000);
+  t.pass('untracked, files removed');
   t.same(await readdir(endedDir()), [], 'the marker is removed');
 });
 
@@ -325,4 +326,16 @@ t.test('no spool (an older daemon, or none ever ran): the Node path', async (t: 
   // The .ended directory missing: the epilog asks Node too.
   const e = await run(nodeEpilog, id, { env: { NNF_ENV_RUNTIME_DIR: join(h.dir, 'elsewhere') } });
   t.equal(e.code, 0);
+});
+
+t.test('.nnf-envd: the daemon\'s pid and PROLOG_TIMEOUT, rewritten when a reload changes it', async (t) => {
+  const file = join(spoolDir(), '.nnf-envd');
+  t.equal(await readFile(file, 'utf8'), `${h.child!.pid} ${PROLOG_TIMEOUT_S}\n`);
+  t.equal((await lstat(file)).mode & 0o777, 0o600);
+  t.equal((await lstat(spoolDir())).mode & 0o777, 0o700, 'the spool is the daemon\'s alone');
+  t.equal((await lstat(endedDir())).mode & 0o777, 0o700);
+  const conf = join(h.dir, 'nnf-envd.conf');
+  await writeFile(conf, (await readFile(conf, 'utf8')).replace(/^PROLOG_TIMEOUT=.*$/m, 'PROLOG_TIMEOUT=7s'));
+  h.child!.kill('SIGHUP');
+  await eventually('.nnf-envd rewritten', async () => (await readFile(file, 'utf8')) === `${h.child!.pid} 7\n`, 15_000);
 });
