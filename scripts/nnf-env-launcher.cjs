@@ -29,15 +29,31 @@ if (source.startsWith('#!')) source = `//${source.slice(2)}`; // same length: po
 // V8 checks a cache against the source's length only, not its bytes: the cache file starts with
 // the build id that scripts/bundle-cli.mjs writes into the bundle (a hash of its content), and a
 // cache of another build is not handed to V8 at all.
+// Release builds of V8 do not verify the cache's checksum either, and damaged data can crash the
+// process: the header also holds a hash of the V8 data, checked before V8 sees it.
 const build = /^\/\/ nnf-env-build ([0-9a-f]+)$/m.exec(source.slice(0, 400))?.[1] ?? 'unknown';
-const header = Buffer.from(`nnf-env-build ${build}\n`);
+const prefix = `nnf-env-build ${build} `;
+// A cheap checksum (FNV-1a over 32-bit words; node:crypto would cost more than the cache saves).
+// It catches damage, not tampering: whoever can write the cache beside the bundle can write the bundle.
+function digest(buf) {
+  const data = buf.byteOffset % 4 === 0 ? buf : Buffer.from(buf);
+  const words = new Int32Array(data.buffer, data.byteOffset, data.length >> 2);
+  let h = 0x811c9dc5 ^ data.length;
+  for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], 0x01000193);
+  for (let i = words.length * 4; i < data.length; i++) h = Math.imul(h ^ data[i], 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
 let cachedData;
 let stale = false;
 try {
   // NNF_ENV_CODE_CACHE=off: compile as without a cache (the benchmark's A/B, diagnosis).
   const raw = process.env.NNF_ENV_CODE_CACHE === 'off' ? undefined : readFileSync(cacheFile);
-  if (raw !== undefined && raw.subarray(0, header.length).equals(header)) cachedData = raw.subarray(header.length);
-  else stale = raw !== undefined;
+  const end = raw === undefined ? -1 : raw.indexOf(10);
+  if (end > 0 && raw.toString('latin1', 0, prefix.length) === prefix && raw.toString('latin1', prefix.length, end) === digest(raw.subarray(end + 1))) {
+    cachedData = raw.subarray(end + 1);
+  } else {
+    stale = raw !== undefined;
+  }
 } catch {
   cachedData = undefined; // no cache: compiled as usual
 }
@@ -49,11 +65,12 @@ if (process.env.NNF_ENV_WRITE_CODE_CACHE === '1') {
   // After the run: the cache then holds the functions this run compiled too.
   process.once('exit', () => {
     const tmp = `${cacheFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, Buffer.concat([header, script.createCachedData()]), { mode: 0o644 });
+    const data = script.createCachedData();
+    writeFileSync(tmp, Buffer.concat([Buffer.from(`${prefix}${digest(data)}\n`, 'latin1'), data]), { mode: 0o644 });
     renameSync(tmp, cacheFile);
   });
 }
 if (process.env.NNF_ENV_DEBUG_CODE_CACHE === '1') {
-  process.stderr.write(`nnf-env: code cache ${stale ? 'stale' : cachedData === undefined ? 'absent' : script.cachedDataRejected ? 'rejected' : 'used'} (${cacheFile})\n`);
+  process.stderr.write(`nnf-env: code cache ${stale ? 'not used (another build, or damaged)' : cachedData === undefined ? 'absent' : script.cachedDataRejected ? 'rejected' : 'used'} (${cacheFile})\n`);
 }
 script.runInThisContext().call(bundle.exports, bundle.exports, Module.createRequire(file), bundle, file, dirname(file));

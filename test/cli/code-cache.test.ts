@@ -1,7 +1,7 @@
 /**
  * The standalone nnf-env's V8 code cache (scripts/nnf-env-launcher.cjs): written on request
- * beside the bundle, used when it fits, and when it does not (damaged, another bundle's, empty,
- * unreadable) the command still runs and answers the same. Real processes on a copy of the
+ * beside the bundle, used when it fits, and when it does not (damaged, another bundle's, another
+ * V8's, empty, unreadable) the command still runs and answers the same. Real processes on a copy of the
  * build's standalone files in a temp dir, the installed layout too (bin/ + lib/nnf-env/).
  */
 import t from 'tap';
@@ -15,9 +15,18 @@ import { buildRoot } from '../helpers/paths.js';
 const STANDALONE = join(buildRoot, 'standalone');
 const FILES = ['nnf-env.cjs', 'nnf-env-main.cjs', 'nnf-env-commands.cjs'];
 
+/** The launcher's checksum of the V8 data (FNV-1a over 32-bit little-endian words, then the tail bytes). */
+function fnv(data: Buffer): string {
+  let h = 0x811c9dc5 ^ data.length;
+  const n = data.length >> 2;
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ data.readInt32LE(i * 4), 0x01000193);
+  for (let i = n * 4; i < data.length; i++) h = Math.imul(h ^ data[i]!, 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
 function run(bin: string, args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NNF_ENV_DEBUG_CODE_CACHE: '1', ...env } });
-  const cache = /nnf-env: code cache (\w+)/.exec(r.stderr)?.[1];
+  const cache = /nnf-env: code cache (used|absent|rejected|not used)/.exec(r.stderr)?.[1];
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, cache };
 }
 
@@ -49,7 +58,7 @@ if (!FILES.every((f) => existsSync(join(STANDALONE, f)))) {
     for (let i = good.indexOf(10) + 17; i < damaged.length; i += 97) damaged[i] = damaged[i]! ^ 0xff;
     await writeFile(cache, damaged);
     r = run(bin, ['--version']);
-    t.same([r.status, r.stdout, r.cache], [0, version, 'rejected'], 'a damaged cache is rejected, the command answers the same');
+    t.same([r.status, r.stdout, r.cache], [0, version, 'not used'], 'a damaged cache is not handed to V8 (its release build checks no checksum and may crash), the command answers the same');
 
     await writeFile(cache, '');
     r = run(bin, ['--version']);
@@ -63,15 +72,18 @@ if (!FILES.every((f) => existsSync(join(STANDALONE, f)))) {
     await writeFile(main, text.replace(/^\/\/ nnf-env-build ([0-9a-f])/m, (_m, c: string) => `// nnf-env-build ${c === '0' ? '1' : '0'}`));
     t.equal((await readFile(main, 'utf8')).length, text.length, 'same length');
     r = run(bin, ['--version']);
-    t.same([r.status, r.stdout, r.cache], [0, version, 'stale'], 'a cache of another build is not used');
+    t.same([r.status, r.stdout, r.cache], [0, version, 'not used'], 'a cache of another build is not used');
     await appendFile(main, '\n// another build\n');
     r = run(bin, ['--version']);
-    t.same([r.status, r.stdout, r.cache], [0, version, 'stale'], 'nor for a longer bundle');
-    // A cache with the right build id but V8 data of something else: V8 rejects it.
+    t.same([r.status, r.stdout, r.cache], [0, version, 'not used'], 'nor for a longer bundle');
+    // The right build and hash, V8 data of another V8 (its version field changed): V8 rejects it.
     await writeFile(main, text);
-    await writeFile(cache, Buffer.concat([good.subarray(0, good.indexOf(10) + 1), damaged.subarray(good.indexOf(10) + 1)]));
+    const data = Buffer.from(good.subarray(good.indexOf(10) + 1));
+    data.writeUInt32LE(data.readUInt32LE(4) ^ 0x5a5a5a5a, 4);
+    const id = /^\/\/ nnf-env-build ([0-9a-f]+)$/m.exec(text)![1];
+    await writeFile(cache, Buffer.concat([Buffer.from(`nnf-env-build ${id} ${fnv(data)}\n`), data]));
     r = run(bin, ['--version']);
-    t.same([r.status, r.stdout, r.cache], [0, version, 'rejected'], 'the right build with damaged V8 data: rejected by V8, still runs');
+    t.same([r.status, r.stdout, r.cache], [0, version, 'rejected'], 'a cache of another V8 (version hash): rejected by V8, still runs');
 
     if (process.getuid?.() !== 0) {
       await chmod(cache, 0o000);
