@@ -32,6 +32,7 @@ const NAME = 'nnf-env';
 const VERSION = pkg.version;
 const CONFIG = '/etc/nnf-env/nnf-env.conf';
 const NODE_MIN = (/>=\s*(\d+)/.exec(pkg.engines?.node ?? '') ?? [])[1] ?? '20';
+const NODE_REQUIRES_RPM = `((nodejs >= ${NODE_MIN} with nodejs < 1:0) or (nodejs >= 1:${NODE_MIN} with nodejs < 2:0) or nodejs >= 2:${NODE_MIN})`;
 const SUMMARY = 'Compute-node integration for HPE Rabbit (NNF) storage on Flux systems';
 const DESCRIPTION = pkg.description;
 const RELOAD = 'if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || :; fi';
@@ -139,7 +140,11 @@ async function buildRpm(root, tree) {
       `Summary: ${SUMMARY}`,
       `License: ${pkg.license}`,
       'BuildArch: noarch',
-      `Requires: nodejs >= ${NODE_MIN}`,
+      // RPM compares the epoch first and reads a requirement without one as epoch 0, so a plain
+      // `nodejs >= 20` is met by RHEL's nodejs-1:18 and NodeSource's nodejs-2:18. One range per
+      // epoch in use (0: plain builds, 1: RHEL/Fedora, 2: NodeSource); rich dependencies need
+      // rpm >= 4.13 (RHEL 8 and later).
+      `Requires: ${NODE_REQUIRES_RPM}`,
       // The bundles need node and nothing else; rpm's scan would add /usr/bin/node from their #! line.
       'AutoReqProv: no',
       '',
