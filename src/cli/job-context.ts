@@ -75,7 +75,7 @@ export class WorkflowFailedError extends JobContextError {
   }
 }
 
-/** The prolog found nnf-envd down and left only a warning (src/cli/prolog-notice.ts). */
+/** The prolog found nnf-envd down and left only a warning (src/fs/prolog-notice.ts). */
 export class NodeNotSetUpError extends JobContextError {
   constructor(job: string, detail: string) {
     super('NODE_ERROR', `no nnf-env variables for job ${job} on this node: ${detail}`, EXIT.FAILURE, {

@@ -38,3 +38,31 @@ export function jobFiles(jobsDir: string, id: bigint): JobFiles {
     tracked: join(jobsDir, '.tracked', name),
   };
 }
+
+/**
+ * `RUNTIME_DIR/jobs/.ended/`: root-only (0700) directory where the epilog script records a job's
+ * end as an empty file named by its f58plain id; nnf-envd untracks the job and removes the marker
+ * (docs/FORMATS.md "Perilog without Node").
+ */
+export function endedDirOf(jobsDir: string): string {
+  return join(jobsDir, '.ended');
+}
+
+/**
+ * `RUNTIME_DIR/prolog/`: root-only (0700) spool where the prolog script puts a FIFO named
+ * `<f58plain>.<uid>.<pid>` and nnf-envd writes the prolog's one answer line into it.
+ */
+export function prologSpoolDirOf(runtimeDir: string): string {
+  return join(runtimeDir, 'prolog');
+}
+
+/** `RUNTIME_DIR/prolog/.nnf-envd`: `<pid> <PROLOG_TIMEOUT in s>`, written once the spool is served. */
+export function spoolDaemonFileOf(spoolDir: string): string {
+  return join(spoolDir, '.nnf-envd');
+}
+
+/**
+ * A spool entry's name: `<f58plain>.<uid>.<pid of the script>` (decimal, no leading zeros). The
+ * pid keeps the names of two ranks of one job on one node (test instances) apart.
+ */
+export const PROLOG_FIFO_NAME = /^(f[1-9A-HJ-NP-Za-km-z]{1,12})\.(0|[1-9][0-9]{0,9})\.([1-9][0-9]{0,9})$/;

@@ -15,6 +15,11 @@ export interface SourceJob {
   workflowName: string;
   /** 'computes': found through the node's Computes (it has a workflow by definition). */
   trackedBy: 'api' | 'computes';
+  /**
+   * The tracker already knows the jobspec has #DW directives (the prolog script's spool entry
+   * says so): no jobspec read before the watch (the issue-9 gap).
+   */
+  hasDw?: boolean;
   logger: Logger;
 }
 

@@ -60,6 +60,8 @@ export interface TrackOptions {
   source?: TrackSource;
   /** Known workflow name (computes discovery); else from WORKFLOW_NAME_TEMPLATE. */
   workflowName?: string;
+  /** The caller read the jobspec and it has #DW directives: the source need not read it again. */
+  hasDw?: boolean;
 }
 
 export interface TrackResult {
@@ -214,6 +216,7 @@ export class JobController {
       return { created: false, status: existing.status };
     }
     const job = this.newJob(id, userID, new Date().toISOString(), opts.source ?? 'api', opts.workflowName);
+    if (opts.hasDw) job.hasDw = true;
     const record: TrackedRecord = { version: 1, id: name, userID, trackedAt: job.trackedAt, source: job.source };
     if (opts.workflowName !== undefined) record.workflowName = opts.workflowName;
     job.recorded = this.records.write(record);
@@ -310,7 +313,7 @@ export class JobController {
     if (job.watch || job.removed || this.stopping) return;
     const key = job.ident.id;
     job.watch = this.opts.source.watch(
-      { id: job.id, ident: job.ident, namespace: job.namespace, workflowName: job.workflowName, trackedBy: job.source, logger: this.logger.child({ job: key }) },
+      { id: job.id, ident: job.ident, namespace: job.namespace, workflowName: job.workflowName, trackedBy: job.source, ...(job.hasDw ? { hasDw: true } : {}), logger: this.logger.child({ job: key }) },
       () => this.queue.add(key),
     );
   }

@@ -2,7 +2,7 @@ import { chmod, chown, lstat, mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Config, ConfigKey } from '../config/schema.js';
 import { shortHostname, type LoadedConfig } from '../config/load.js';
-import { jobsDirOf, socketPathOf } from '../contract/job-paths.js';
+import { endedDirOf, jobsDirOf, prologSpoolDirOf, socketPathOf } from '../contract/job-paths.js';
 import { NnfEnvError, errnoCode, errorMessage, isNnfEnvError } from '../core/errors.js';
 import { retry, type RetryPolicy } from '../core/retry.js';
 import { KubeClient } from '../kube/client.js';
@@ -29,6 +29,7 @@ import { RabbitController, removeManagedHostsBlock } from './rabbit-controller.j
 import { createSystemdNotifier, type SystemdNotifier } from './systemd.js';
 import { groupId } from '../fs/user-db.js';
 import { WatchStats } from './watch-stats.js';
+import { PerilogSpool } from './perilog-spool.js';
 
 /**
  * nnf-envd: resolve the connection, discover the DWS version, prepare the runtime directory,
@@ -123,6 +124,9 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   const jobsDir = jobsDirOf(config.RUNTIME_DIR);
   await ensureDir(config.RUNTIME_DIR, 0o755);
   await ensureDir(jobsDir, 0o711);
+  // The perilog scripts' Node-free path (./perilog-spool.ts): root-only, the daemon's own.
+  await ensureDir(prologSpoolDirOf(config.RUNTIME_DIR), 0o700);
+  await ensureDir(endedDirOf(jobsDir), 0o700);
   const socketPath = config.SOCKET_PATH || socketPathOf(config.RUNTIME_DIR);
   let socketGid: number | undefined;
   if (config.SOCKET_GROUP) {
@@ -184,6 +188,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
   const profiles = client ? new ProfileCache({ client, config, watchStats, logger }) : undefined;
   let discovery: ComputesDiscovery | undefined;
   let api: ApiServer | undefined;
+  let spool: PerilogSpool | undefined;
   let ready = false;
   let stopping: Promise<void> | undefined;
   let stopWatchdog = () => undefined as void;
@@ -223,6 +228,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       ready = false;
       stopWatchdog();
       await notifier.stopping();
+      await spool?.stop();
       await api?.close().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'closing the control socket failed'));
       await discovery?.stop();
       await profiles?.stop();
@@ -262,6 +268,8 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
       metrics,
       logger: logger.child({ part: 'api' }),
     });
+    spool = new PerilogSpool({ runtimeDir: config.RUNTIME_DIR, jobsDir, jobs, config: () => config, logger: logger.child({ part: 'perilog' }) });
+    await spool.start();
   } catch (err) {
     await stop();
     throw err;
@@ -284,6 +292,7 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
     config = effective as Config;
     if (applied.includes('LOG_LEVEL')) logger.level = config.LOG_LEVEL;
     jobs.updateConfig(config);
+    if (applied.includes('PROLOG_TIMEOUT')) await spool?.announce().catch((err: unknown) => logger.warn({ err: errorMessage(err) }, 'could not rewrite the prolog spool\'s .nnf-envd'));
     if (applied.some((k) => RABBIT_KEYS.includes(k))) await rabbit.reconfigure(config);
     if (applied.length > 0) logger.info({ applied }, 'configuration reloaded');
     if (needsRestart.length > 0) logger.warn({ needsRestart }, 'configuration changes that only a restart applies (systemctl restart nnf-envd)');
@@ -311,6 +320,9 @@ export async function startDaemon(loaded: LoadedConfig, logger: Logger, opts: St
 /** The foreground daemon: runs until SIGTERM/SIGINT, answers 0 after a clean stop. */
 export async function runDaemon(loaded: LoadedConfig, logger: Logger): Promise<number> {
   let handle: DaemonHandle;
+  // /proc/<pid>/comm says nnf-envd (not node): the prolog script checks that the pid in the
+  // spool's .nnf-envd file is this daemon without starting a process (./perilog-spool.ts).
+  process.title = 'nnf-envd';
   try {
     handle = await startDaemon(loaded, logger);
   } catch (err) {

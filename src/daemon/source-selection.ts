@@ -75,7 +75,8 @@ export class SelectingSource implements JobEnvSource {
     const cfg = this.opts.config();
     // Found through its Computes: it has a workflow by definition.
     if (job.trackedBy === 'computes') return { kind: 'use', source: kubeSource ?? fluxSource!, why: 'tracked through Computes' };
-    const check = mode !== 'kube' || cfg.JOBSPEC_CHECK;
+    // The prolog script read the jobspec already and found #DW directives.
+    const check = !job.hasDw && (mode !== 'kube' || cfg.JOBSPEC_CHECK);
     if (check) {
       const dw = await this.jobspecDw(job);
       if (dw === false) return { kind: 'absent' };

@@ -32,4 +32,6 @@ export interface TrackedJob {
   abort: AbortController;
   /** Set once the record is on disk: the job is then visible to GC and untrack. */
   recorded: Promise<void>;
+  /** The tracker said the jobspec has #DW directives (../daemon/env-source.ts SourceJob.hasDw). */
+  hasDw?: boolean;
 }

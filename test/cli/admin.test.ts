@@ -262,6 +262,17 @@ t.test('doctor against the simulator', async (t) => {
   await rm(join(sb.root, 'flux-conf.d', 'nnf-env-perilog.toml'));
   await standInFlux(healthyFlux({ 'jobtap list': null }));
   t.match((await doctor('d1d.conf', {})).stdout, /^warn\s+flux jobtap\s+could not ask the instance \(flux jobtap list failed\)/m);
+  // --no-imp (or the scripts run directly) while the instance has an IMP: the scripts would run as the owner.
+  await standInFlux(healthyFlux({
+    'config get exec.imp': '"/usr/libexec/flux/flux-imp"',
+    'config get job-manager.prolog.command': '["/usr/local/libexec/nnf-env/flux-perilog","prolog","--no-imp"]',
+    'config get job-manager.epilog.command': '["/etc/flux/system/epilog.d/nnf-env"]',
+  }));
+  const noImp = (await doctor('d1e.conf', {})).stdout;
+  t.match(noImp, /^warn\s+flux prolog\s+\[job-manager\.prolog\] command .* has --no-imp although exec\.imp is set \(\/usr\/libexec\/flux\/flux-imp\)/m);
+  t.match(noImp, /^warn\s+flux epilog\s+\[job-manager\.epilog\] command .* runs the script itself although exec\.imp is set/m);
+  await standInFlux(healthyFlux({ 'config get job-manager.prolog.command': '["/usr/local/libexec/nnf-env/flux-perilog","prolog","--no-imp"]' }));
+  t.notMatch((await doctor('d1f.conf', {})).stdout, /has --no-imp/, 'no IMP: --no-imp is right');
   await standInFlux(healthyFlux());
 
   // This node is not in the SystemConfiguration, and no mapping file: fail, with the fix.

@@ -13,7 +13,7 @@ import {
 } from '../../src/cli/job-context.js';
 import { endpoints } from '../../src/cli/commands/endpoint.js';
 import { probePlan } from '../../src/cli/commands/check-ports.js';
-import { describeFinal, nodeErrorOutcome } from '../../src/cli/commands/prolog.js';
+import { describeFinal, nodeErrorOutcome } from '../../src/domain/prolog-outcome.js';
 import { parsePortList } from '../../src/contract/port-list.js';
 import { formatHostPort } from '../../src/contract/address.js';
 import { statusFor } from './job-files.js';

@@ -5,6 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { chmod, lstat, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { formatJobId } from '../../src/contract/jobid.js';
@@ -385,6 +386,42 @@ t.test('jobs without attributes.system.dw: the scripts answer from the jobspec, 
     t.equal(await ran(null), true, `${which}: jobspec unreadable: nnf-env decides`);
     t.equal(await ran(jobspec({}), 'ƒ2'), true, `${which}: flux fails for the id: nnf-env decides`);
   }
+});
+
+t.test('prolog: flux-job from FLUX_EXEC_PATH runs directly, without the flux front end', async (t) => {
+  // The front end's own start was 5 ms of the no-#DW prolog's 12 ms in a real instance.
+  const { mkdir } = await import('node:fs/promises');
+  const root = join(sb.root, 'exec-path');
+  await rm(root, { recursive: true, force: true });
+  const [front, cmd, rel] = [join(root, 'bin'), join(root, 'libexec', 'cmd'), join(root, 'rel')];
+  for (const d of [front, cmd, rel]) await mkdir(d, { recursive: true });
+  const calls = join(root, 'calls');
+  const spec = join(root, 'jobspec.json');
+  await writeFile(spec, jobspec({}));
+  // Both record their argv; only the right id gets the jobspec.
+  const standIn = (who: string) => `#!/bin/sh\necho "${who} $*" >> ${calls}\n[ "$1 $2 $3" = "info ${F58} jobspec" ] || [ "$1 $2 $3 $4" = "job info ${F58} jobspec" ] || exit 1\nexec cat ${spec}\n`;
+  await writeFile(join(front, 'flux'), standIn('flux'), { mode: 0o755 });
+  await writeFile(join(cmd, 'flux-job'), standIn('flux-job'), { mode: 0o755 });
+  await writeFile(join(rel, 'flux-job'), standIn('relative-flux-job'), { mode: 0o755 });
+  const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', 'prolog.d', 'nnf-env'), 'utf8');
+  const record = join(root, 'ran');
+  const stub = join(root, 'nnf-env');
+  await writeFile(stub, `#!/bin/sh\necho ran >> ${record}\n`, { mode: 0o755 });
+  const script = join(root, 'prolog.sh');
+  await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
+  const run = async (execPath: string | undefined): Promise<string[]> => {
+    await rm(calls, { force: true });
+    const env: Record<string, string> = { PATH: `${front}:/usr/sbin:/usr/bin:/sbin:/bin`, FLUX_JOB_ID: F58, NNF_ENV_RUNTIME_DIR: join(root, 'absent') };
+    if (execPath !== undefined) env.FLUX_EXEC_PATH = execPath;
+    const r = await runShell('/bin/sh', script, env);
+    t.equal(r.code, 0);
+    t.equal(r.stdout + r.stderr, '', 'nothing to log');
+    return (await readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  };
+  t.same(await run(`rel:/nonexistent/*:${join(root, 'libexec', '*')}:${cmd}`), [`flux-job info ${F58} jobspec`], 'the first absolute directory holding flux-job; relative and globbing entries ignored');
+  t.same(await run('rel'), [`flux job info ${F58} jobspec`], 'only a relative directory: the front end');
+  t.same(await run(undefined), [`flux job info ${F58} jobspec`], 'no FLUX_EXEC_PATH (the IMP clears it): the front end');
+  t.notOk(existsSync(record), 'no #DW: nnf-env never started');
 });
 
 t.test('epilog: the job\'s files decide first; a job never tracked here costs no flux and no Node', async (t) => {

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { chmod, writeFile } from 'node:fs/promises';
 import { formatJobId } from '../../src/contract/jobid.js';
 import { jobFiles } from '../../src/contract/job-paths.js';
-import { renderDaemonDownEnvFile } from '../../src/cli/prolog-notice.js';
+import { renderDaemonDownEnvFile } from '../../src/fs/prolog-notice.js';
 import { baseEnv, makeSandbox, runCli, writeJob, type Sandbox } from './job-files.js';
 
 let sb: Sandbox;

@@ -140,7 +140,7 @@ for (const backend of await backends()) {
       }
       const n = await checkNoPartialFiles(t, h.jobsDir);
       t.equal(n, ids.length * 2, 'one env and one status file per job');
-      const leftovers = (await readdir(h.jobsDir)).filter((n) => !/^f\w+\.(env|json)$/.test(n) && n !== '.tracked');
+      const leftovers = (await readdir(h.jobsDir)).filter((n) => !/^f\w+\.(env|json)$/.test(n) && n !== '.tracked' && n !== '.ended');
       t.same(leftovers.filter((n) => !n.endsWith('.nnf-tmp')), [], 'nothing else in the jobs dir');
       child.proc.kill('SIGTERM');
       t.equal(await child.exited, 0);

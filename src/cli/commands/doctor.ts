@@ -415,6 +415,38 @@ async function checkFluxInstance(luaDir: string, luaSource: string): Promise<Che
       fix: `set per-rank = true in [job-manager.${which}] (etc/nnf-env/flux-job-manager.toml), flux config reload`,
     });
   }
+  out.push(...(await perilogCommandChecks(fi)));
+  return out;
+}
+
+/**
+ * With `exec.imp` set, the perilog must go through the IMP (root): a `command` with `--no-imp`,
+ * or one that runs nnf-env's scripts itself, runs them as the instance owner, who may not track
+ * jobs, write job files or use nnf-envd's root-only spool (docs/ADMIN-FLUX.md "command").
+ */
+async function perilogCommandChecks(fi: typeof import('../flux-instance.js')): Promise<CheckResult[]> {
+  const imp = (await fi.configString('exec.imp'))?.replace(/^"|"$/g, '');
+  if (!imp) return [];
+  const out: CheckResult[] = [];
+  for (const which of ['prolog', 'epilog'] as const) {
+    const text = await fi.configString(`job-manager.${which}.command`);
+    let argv: unknown;
+    try {
+      argv = text === null ? null : JSON.parse(text);
+    } catch {
+      argv = null;
+    }
+    if (!Array.isArray(argv)) continue;
+    const words = argv.filter((w): w is string => typeof w === 'string');
+    const direct = words[0] !== undefined && /(^|\/)(prolog|epilog)\.d\/nnf-env$/.test(words[0]);
+    if (!words.includes('--no-imp') && !direct) continue;
+    out.push({
+      check: `flux ${which}`,
+      state: 'warn',
+      detail: `[job-manager.${which}] command ${JSON.stringify(words)} ${direct ? 'runs the script itself' : 'has --no-imp'} although exec.imp is set (${imp}): the ${which} runs as the instance owner, not as root through the IMP`,
+      fix: `remove command from [job-manager.${which}] (perilog then runs "${imp} run ${which}"), or drop --no-imp; flux config reload`,
+    });
+  }
   return out;
 }
 

@@ -9,7 +9,7 @@
  * the user. Node-side problems (daemon down, socket refused, API errors, timeout) follow
  * PROLOG_ON_NODE_ERROR (`pass`: exit 0 and the job runs without its variables; `fail`: exit 1).
  * With `pass` and the daemon not running, or the job not final at PROLOG_TIMEOUT, the prolog
- * leaves the job shell a warning-only env file (../prolog-notice.ts) so that the user is told
+ * leaves the job shell a warning-only env file (../../fs/prolog-notice.ts) so that the user is told
  * on this node.
  * docs/ADMIN-FLUX.md explains the default.
  */
@@ -18,42 +18,9 @@ import type { Command } from 'commander';
 import type { JobStatus } from '../../contract/job-status.js';
 import { parseId } from '../../contract/ids.js';
 
-export type NodeErrorPolicy = 'pass' | 'fail';
-
-export interface PrologOutcome {
-  /** What the log line says after the workflow name. */
-  result: string;
-  exitCode: 0 | 1;
-  /** A node problem (the admin's to look at): the line goes to stderr. */
-  problem?: boolean;
-}
-
-/** The job's final status -> log text; always exit 0 (user-job problems never fail the prolog). */
-export function describeFinal(status: JobStatus): string {
-  switch (status.phase) {
-    case 'delivered': {
-      const notes: string[] = [`${status.variables.length} variables`];
-      const results = status.ports?.results ?? [];
-      const bad = results.filter((r) => !r.reachable).map((r) => r.port);
-      if (results.length > 0) notes.push(bad.length ? `ports unreachable: ${bad.join(',')}` : `${results.length} ports reachable`);
-      if (status.rejected.length > 0) notes.push(`rejected: ${status.rejected.map((r) => `${r.name} (${r.reason})`).join(', ')}`);
-      return `delivered (${notes.join('; ')})`;
-    }
-    case 'failed':
-      return `failed (user job problem, job runs without variables): ${status.error ? `${status.error.code}: ${status.error.message}` : status.workflow?.message ?? 'no message'}`;
-    case 'no-workflow':
-      return 'no workflow';
-    default:
-      return `phase ${status.phase}`;
-  }
-}
-
-/** A node-side problem -> log text and exit code by policy. */
-export function nodeErrorOutcome(problem: string, policy: NodeErrorPolicy): PrologOutcome {
-  return policy === 'fail'
-    ? { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=fail: failing the prolog, Flux drains this node)`, exitCode: 1, problem: true }
-    : { result: `NODE ERROR: ${problem} (PROLOG_ON_NODE_ERROR=pass: the job runs without its nnf-env variables)`, exitCode: 0, problem: true };
-}
+// The outcome text is shared with nnf-envd's prolog spool (the sh fast path): one piece of code.
+export { describeFinal, nodeErrorOutcome, type NodeErrorPolicy, type PrologOutcome } from '../../domain/prolog-outcome.js';
+import { describeFinal, isFinalStatus, nodeErrorOutcome, perilogLogLine, timeoutOutcome, type NodeErrorPolicy, type PrologOutcome } from '../../domain/prolog-outcome.js';
 
 async function prologAction(opts: { config?: string }): Promise<void> {
   const started = performance.now();
@@ -181,9 +148,7 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
     }
     if (isFinal(status)) outcome = { result: describeFinal(status), exitCode: 0 };
     else {
-      const why = status.error ? `; daemon reports ${status.error.code}: ${status.error.message}` : '';
-      const seconds = Math.round(settings.prologTimeoutMs / 1000);
-      outcome = nodeErrorOutcome(`timed out after ${seconds}s in phase ${status.phase}${why}`, settings.onNodeError);
+      outcome = timeoutOutcome(status, settings.prologTimeoutMs, settings.onNodeError);
       // The job runs without its variables and the daemon writes no env file until delivery:
       // leave the job shell a warning, never over a file the daemon writes meanwhile.
       if (settings.onNodeError === 'pass') outcome.result += `; ${await warnJobShell(run.env, settings, job.id, { status, seconds: Math.round(settings.prologTimeoutMs / 100) / 10 })}`;
@@ -200,7 +165,7 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
 }
 
 /**
- * Writes the job shell's notice (../prolog-notice.ts): daemon down, or with `timedOut` the
+ * Writes the job shell's notice (../../fs/prolog-notice.ts): daemon down, or with `timedOut` the
  * timeout notice. Says what happened.
  */
 async function warnJobShell(env: Env, settings: NodeSettings, id: bigint, timedOut?: { status: JobStatus; seconds: number }): Promise<string> {
@@ -221,7 +186,7 @@ async function warnJobShell(env: Env, settings: NodeSettings, id: bigint, timedO
       // the header then names no workflow
     }
   }
-  const notice = await import('../prolog-notice.js');
+  const notice = await import('../../fs/prolog-notice.js');
   const input = { jobsDir: settings.jobsDir, id, userID, workflow };
   return timedOut
     ? notice.writePrologTimeoutNotice({ ...input, phase: timedOut.status.phase, timeoutSeconds: timedOut.seconds })
@@ -255,9 +220,7 @@ export async function policyWithoutConfig(env: Env, configFile: string | undefin
   return 'pass';
 }
 
-function isFinal(status: JobStatus): boolean {
-  return status.phase === 'delivered' || status.phase === 'failed' || status.phase === 'no-workflow';
-}
+const isFinal = isFinalStatus;
 
 function parseUserId(text: string | undefined): number {
   const n = parseId(text);
@@ -282,6 +245,5 @@ export async function logLine(
   started: number,
 ): Promise<string> {
   const wf = job ? await workflowLabelFor(settings, job.id, status) : '-';
-  const ms = Math.round(performance.now() - started);
-  return `nnf-env ${which}: job ${job?.f58 ?? '?'} workflow ${wf} ${result} in ${ms}ms`;
+  return perilogLogLine(which, job?.f58 ?? null, wf, result, performance.now() - started);
 }

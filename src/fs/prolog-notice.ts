@@ -23,10 +23,10 @@ import { lstat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { errnoCode } from '../core/errors.js';
 import { formatJobId } from '../contract/jobid.js';
-import { writeFileNoClobber } from '../fs/atomic-file.js';
+import { writeFileNoClobber } from './atomic-file.js';
 import { jobFiles } from '../contract/job-paths.js';
 import { renderNoticeEnvFile } from '../domain/delivery-plan.js';
-import { primaryGidOf, type UserDbOptions } from '../fs/user-db.js';
+import { primaryGidOf, type UserDbOptions } from './user-db.js';
 
 /** The phase fact of such a file: not a JobPhase (there is no status file), informational. */
 export const NODE_ERROR_PHASE = 'node-error';
