@@ -181,6 +181,14 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
   private listedOnce = false;
   private watchesStarted = 0;
   private expiredStreak = 0;
+  /**
+   * The last watch was served (200) for at least minWatchMs or moved the resourceVersion: the
+   * server was healthy, so the next failure is a new outage and its backoff starts again from
+   * BACKOFF_INITIAL. Without this the attempt count only reset after 4 x BACKOFF_MAX without a
+   * failure, and a second outage within minutes of the first waited up to BACKOFF_MAX after
+   * the server was back.
+   */
+  private lastWatchHealthy = false;
   private currentState: ReflectorState = 'stopped';
   private lastErr: { code: string; message: string; at: string } | undefined;
 
@@ -300,7 +308,8 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
           needList = false;
         }
         const rvBefore = this.rv;
-        const out = await this.watchOnce();
+        const out = await this.watchOnce(rvBefore);
+        if (this.lastWatchHealthy) this.backoff.reset();
         if (out.reason === 'silence') {
           this.counters.silences++;
           this.log.warn({ silenceTimeoutMs: this.opts.silenceTimeoutMs, resourceVersion: this.rv }, 'watch silent too long: dropped, resuming');
@@ -312,6 +321,8 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         }
       } catch (err) {
         if (signal.aborted) break;
+        if (this.lastWatchHealthy) this.backoff.reset();
+        this.lastWatchHealthy = false;
         if (err instanceof KubeApiError && err.status === 410) {
           needList = true;
           this.expiredStreak++;
@@ -385,8 +396,10 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
     }
   }
 
-  private async watchOnce(): Promise<WatchOutcome> {
+  private async watchOnce(rvBefore: string): Promise<WatchOutcome> {
     const o = this.opts;
+    this.lastWatchHealthy = false;
+    let connectedAt: number | undefined;
     const stop = this.abort.signal;
     const ac = new AbortController();
     const onStop = () => ac.abort(stop.reason);
@@ -417,7 +430,8 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         signal: ac.signal,
       });
       this.setState('watching');
-      silence.watch.lastByte = performance.now();
+      connectedAt = performance.now();
+      silence.watch.lastByte = connectedAt;
       const splitter = new LineSplitter({
         maxLineBytes: o.maxLineBytes,
         // Decoded straight from the received chunk: no Buffer per line, and JSON.parse gets a string.
@@ -442,6 +456,7 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
       if (silenced && !stop.aborted) return { reason: 'silence', lines, durationMs: performance.now() - started };
       throw err;
     } finally {
+      this.lastWatchHealthy = this.rv !== rvBefore || (connectedAt !== undefined && performance.now() - connectedAt >= o.minWatchMs);
       silence.remove();
       stop.removeEventListener('abort', onStop);
       // Leaves no socket behind when a handler threw (ERROR event) mid-stream.

@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { WORKFLOW_STATES, type Workflow, type WorkflowState } from '../domain/dws-types.js';
 import { DWS_VERSIONS, type KubeObject, type ResourceType } from '../kube/resource.js';
+import { cloneJson } from './json-clone.js';
 import { Controllers } from './controllers.js';
 import { jobWorkflow, type SubmitJobOptions } from './jobs.js';
 import { ephemeralRange, seedObjects } from './seed.js';
@@ -151,7 +152,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     for (const p of exampleProfiles()) store.create(profilesRes, p);
   }
   for (const p of opts.profiles ?? []) {
-    const obj = structuredClone(p) as KubeObject;
+    const obj = cloneJson(p) as KubeObject;
     obj.metadata = { ...obj.metadata, namespace: obj.metadata.namespace ?? PROFILE_NAMESPACE };
     delete obj.metadata.resourceVersion;
     if (store.peek(profilesRes, obj.metadata.namespace, obj.metadata.name)) store.delete(profilesRes, obj.metadata.namespace, obj.metadata.name);
@@ -229,17 +230,17 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     create<T extends KubeObject>(rt: ResourceType, obj: T): T {
       const res = registry.forType(rt);
-      const input = structuredClone(obj) as KubeObject;
+      const input = cloneJson(obj) as KubeObject;
       input.metadata ??= { name: '' };
       if (res.namespaced && !input.metadata.namespace) input.metadata.namespace = 'default';
       delete input.metadata.resourceVersion;
-      return present(structuredClone(store.create(res, input, { keepUid: true })), res, rt.version) as T;
+      return present(cloneJson(store.create(res, input, { keepUid: true })), res, rt.version) as T;
     },
     update<T extends KubeObject>(rt: ResourceType, obj: T): T {
       const res = registry.forType(rt);
-      const input = structuredClone(obj) as KubeObject;
+      const input = cloneJson(obj) as KubeObject;
       if (res.namespaced && input.metadata && !input.metadata.namespace) input.metadata.namespace = 'default';
-      return present(structuredClone(store.update(res, input)), res, rt.version) as T;
+      return present(cloneJson(store.update(res, input)), res, rt.version) as T;
     },
     patchMerge<T extends KubeObject>(rt: ResourceType, ns: string | undefined, name: string, patch: unknown): T {
       const res = registry.forType(rt);
@@ -247,7 +248,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (!cur) throw errors.notFound(res.group, res.plural, name);
       const patched = applyMergePatch(present(cur, res, rt.version), patch) as KubeObject;
       patched.metadata = { ...patched.metadata, name, ...(res.namespaced ? { namespace: ns } : {}) };
-      return present(structuredClone(store.update(res, patched)), res, rt.version) as T;
+      return present(cloneJson(store.update(res, patched)), res, rt.version) as T;
     },
     delete(rt, ns, name) {
       store.delete(registry.forType(rt), ns, name);
@@ -259,7 +260,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     },
     list<T extends KubeObject>(rt: ResourceType, ns?: string): T[] {
       const res = registry.forType(rt);
-      return store.list(res, ns).map((o) => present(structuredClone(o), res, rt.version) as T);
+      return store.list(res, ns).map((o) => present(cloneJson(o), res, rt.version) as T);
     },
     currentResourceVersion: () => String(store.currentRV()),
     submitJob(job) {
@@ -269,7 +270,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (profile && !store.peek(profilesRes, PROFILE_NAMESPACE, profile.metadata.name)) store.create(profilesRes, profile);
       controllers?.registerJob('default', name, jobOpts);
       fluxJobs.submitted(name);
-      return present(structuredClone(store.create(wfRes, wf)), wfRes, wfRes.versions[0]!) as Workflow;
+      return present(cloneJson(store.create(wfRes, wf)), wfRes, wfRes.versions[0]!) as Workflow;
     },
     advance(name, state) {
       if (!WORKFLOW_STATES.includes(state)) throw new RangeError(`not a workflow state: ${String(state)}`);
@@ -279,7 +280,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         controllers.advance('default', name, state).catch((err: unknown) => logger.warn({ err, workflow: name }, 'advance failed'));
       } else {
         const cur = store.peek(wfRes, 'default', name)!;
-        store.update(wfRes, { ...structuredClone(cur), spec: { ...(cur.spec as object), desiredState: state } });
+        store.update(wfRes, { ...cloneJson(cur), spec: { ...(cur.spec as object), desiredState: state } });
       }
     },
     fluxJob: (jobId) => fluxJobs.get(`fluxjob-${jobId.toString()}`),

@@ -3,6 +3,7 @@
  * (RFC 7386) and JSON patch (RFC 6902). Pure functions on plain JSON values; inputs are not
  * modified. A patch that does not apply is a SimApiError (422), a malformed one 400.
  */
+import { cloneJson } from './json-clone.js';
 import { SimApiError, errors } from './status.js';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -13,11 +14,19 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** RFC 7386: objects merge recursively, null deletes, anything else replaces. */
 export function applyMergePatch(target: unknown, patch: unknown): unknown {
-  if (!isObject(patch)) return structuredClone(patch);
-  const out: Record<string, unknown> = isObject(target) ? structuredClone(target) : {};
+  // One copy of the target, then merged in place: copying at every level again, as this did,
+  // copied each patched subtree once per level above it.
+  return mergeInto(cloneJson(target), patch);
+}
+
+/** Merge `patch` into `target`, which is the caller's own copy. */
+function mergeInto(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return cloneJson(patch);
+  const out: Record<string, unknown> = isObject(target) ? target : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = applyMergePatch(out[k], v);
+    else if (k === '__proto__') Object.defineProperty(out, k, { value: mergeInto(Object.hasOwn(out, k) ? out[k] : undefined, v), enumerable: true, writable: true, configurable: true });
+    else out[k] = mergeInto(Object.hasOwn(out, k) ? out[k] : undefined, v);
   }
   return out;
 }
@@ -85,10 +94,10 @@ function getAt(doc: unknown, ptr: string): unknown {
 }
 
 function addAt(doc: unknown, ptr: string, value: unknown): unknown {
-  if (ptr === '') return structuredClone(value);
+  if (ptr === '') return cloneJson(value);
   const { parent, key } = parentOf(doc, ptr);
-  if (Array.isArray(parent)) parent.splice(arrayIndex(parent, key, true, ptr), 0, structuredClone(value));
-  else parent[key] = structuredClone(value);
+  if (Array.isArray(parent)) parent.splice(arrayIndex(parent, key, true, ptr), 0, cloneJson(value));
+  else parent[key] = cloneJson(value);
   return doc;
 }
 
@@ -101,10 +110,10 @@ function removeAt(doc: unknown, ptr: string): unknown {
 }
 
 function replaceAt(doc: unknown, ptr: string, value: unknown): unknown {
-  if (ptr === '') return structuredClone(value);
+  if (ptr === '') return cloneJson(value);
   const { parent, key } = parentOf(doc, ptr);
-  if (Array.isArray(parent)) parent[arrayIndex(parent, key, false, ptr)] = structuredClone(value);
-  else if (Object.hasOwn(parent, key)) parent[key] = structuredClone(value);
+  if (Array.isArray(parent)) parent[arrayIndex(parent, key, false, ptr)] = cloneJson(value);
+  else if (Object.hasOwn(parent, key)) parent[key] = cloneJson(value);
   else throw invalid(`replace operation does not apply: doc is missing key: ${ptr}: missing value`);
   return doc;
 }
@@ -122,7 +131,7 @@ export function parseJsonPatch(body: unknown): JsonPatchOp[] {
 
 /** RFC 6902, all six operations; the whole patch applies or none of it. */
 export function applyJsonPatch(target: unknown, ops: JsonPatchOp[]): unknown {
-  let doc: unknown = structuredClone(target) as Json;
+  let doc: unknown = cloneJson(target) as Json;
   for (const op of ops) {
     switch (op.op) {
       case 'add': doc = addAt(doc, op.path, op.value); break;

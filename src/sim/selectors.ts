@@ -7,9 +7,20 @@
 import type { KubeObject } from '../kube/resource.js';
 import { errors } from './status.js';
 
-export type Selector = (obj: KubeObject) => boolean;
+export interface Selector {
+  (obj: KubeObject): boolean;
+  /**
+   * Set when the selector can match only the object of this name (`metadata.name=x` among its
+   * terms): the watch hub then offers it only that object's events instead of every event.
+   */
+  readonly onlyName?: string;
+}
 
 export const matchAll: Selector = () => true;
+
+function withOnlyName(sel: (obj: KubeObject) => boolean, name: string | undefined): Selector {
+  return name === undefined ? sel : Object.assign(sel, { onlyName: name });
+}
 
 /** Split on commas that are not inside parentheses and not escaped. */
 function splitTopLevel(s: string): string[] {
@@ -48,6 +59,7 @@ const FIELD_GETTERS: Record<string, (o: KubeObject) => string> = {
 export function parseFieldSelector(raw: string | null | undefined): Selector {
   if (!raw) return matchAll;
   const tests: Selector[] = [];
+  let onlyName: string | undefined;
   for (const term of splitTopLevel(raw)) {
     const m = /^([^!=]+?)\s*(==|=|!=)\s*(.*)$/.exec(term);
     if (!m) throw errors.badRequest(`invalid field selector: invalid selector: '${raw}'; can't understand '${term}'`);
@@ -55,9 +67,10 @@ export function parseFieldSelector(raw: string | null | undefined): Selector {
     const get = FIELD_GETTERS[field.trim()];
     if (!get) throw errors.badRequest(`field label not supported: ${field.trim()}`);
     const value = unescapeFieldValue(rawValue);
+    if (op !== '!=' && field.trim() === 'metadata.name') onlyName = value;
     tests.push(op === '!=' ? (o) => get(o) !== value : (o) => get(o) === value);
   }
-  return (o) => tests.every((t) => t(o));
+  return withOnlyName((o) => tests.every((t) => t(o)), onlyName);
 }
 
 const LABEL_KEY = /^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
@@ -107,5 +120,5 @@ export function parseSelectors(fieldSelector: string | null | undefined, labelSe
   const l = parseLabelSelector(labelSelector);
   if (f === matchAll) return l;
   if (l === matchAll) return f;
-  return (o) => f(o) && l(o);
+  return withOnlyName((o) => f(o) && l(o), f.onlyName);
 }

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { KubeObject } from '../kube/resource.js';
+import { cloneJson } from './json-clone.js';
 import { apiVersionString, resourceKey, type ServedResource } from './resources.js';
 import { deepEqual } from './patch.js';
 import { SimApiError, errors } from './status.js';
@@ -94,7 +95,7 @@ export class ObjectStore {
 
   get(res: ServedResource, ns: string | undefined, name: string): KubeObject | undefined {
     const o = this.peek(res, ns, name);
-    return o && structuredClone(o);
+    return o && cloneJson(o);
   }
 
   /** Stored objects (not copies) in key order, like etcd returns them. */
@@ -187,7 +188,7 @@ export class ObjectStore {
   /** Kind, apiVersion (storage version) and a copy of the caller's object, checked for name and kind. */
   private normalize(res: ServedResource, input: KubeObject): KubeObject {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) throw errors.badRequest('the object must be a JSON object');
-    const obj = structuredClone(input);
+    const obj = cloneJson(input);
     if (obj.kind !== undefined && obj.kind !== res.kind) {
       throw errors.badRequest(`the kind of the object (${String(obj.kind)}) does not match the resource (${res.kind})`);
     }
@@ -264,7 +265,7 @@ export class ObjectStore {
       return this.finishDelete(res, this.peek(res, md.namespace, name)!);
     }
     // A write that changes nothing keeps the resourceVersion and sends no event (as etcd3 does).
-    if (deepEqual(stripRV(obj), stripRV(cur))) return structuredClone(cur);
+    if (deepEqual(stripRV(obj), stripRV(cur))) return cloneJson(cur);
     return this.commit('MODIFIED', res, obj, cur);
   }
 
@@ -288,17 +289,17 @@ export class ObjectStore {
       throw errors.conflict(res.group, res.plural, name, `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cur.metadata.resourceVersion}`);
     }
     if ((cur.metadata.finalizers?.length ?? 0) > 0) {
-      if (cur.metadata.deletionTimestamp) return { obj: structuredClone(cur), deleted: false };
+      if (cur.metadata.deletionTimestamp) return { obj: cloneJson(cur), deleted: false };
       const marked: KubeObject = { ...cur, metadata: { ...cur.metadata, deletionTimestamp: microTimeNow(), deletionGracePeriodSeconds: 0 } };
-      if (opts.dryRun) return { obj: structuredClone(marked), deleted: false };
-      return { obj: structuredClone(this.commit('MODIFIED', res, marked, cur)), deleted: false };
+      if (opts.dryRun) return { obj: cloneJson(marked), deleted: false };
+      return { obj: cloneJson(this.commit('MODIFIED', res, marked, cur)), deleted: false };
     }
-    if (opts.dryRun) return { obj: structuredClone(cur), deleted: true };
+    if (opts.dryRun) return { obj: cloneJson(cur), deleted: true };
     return { obj: this.finishDelete(res, cur), deleted: true };
   }
 
   private finishDelete(res: ServedResource, cur: KubeObject): KubeObject {
-    return structuredClone(this.commit('DELETED', res, cur, cur));
+    return cloneJson(this.commit('DELETED', res, cur, cur));
   }
 }
 

@@ -145,8 +145,20 @@ export interface WatchHubOptions {
   logger: Logger;
 }
 
+/** The watches of one resource: those that can match one name only, by that name, and the rest. */
+interface ResourceWatches {
+  byName: Map<string, Set<Watcher>>;
+  other: Set<Watcher>;
+}
+
 export class WatchHub {
   private readonly watchers = new Set<Watcher>();
+  /**
+   * The same watches, by resource and by the one name their selector allows: a write is offered
+   * to the watches that can see it, not to every watch open (nnf-envd opens one
+   * `metadata.name=` watch per job, so with N jobs every write tested N selectors).
+   */
+  private readonly byResource = new Map<ServedResource, ResourceWatches>();
   private readonly unsubscribe: () => void;
   private stallTimer: NodeJS.Timeout | undefined;
 
@@ -159,14 +171,49 @@ export class WatchHub {
   }
 
   remove(w: Watcher): void {
-    this.watchers.delete(w);
+    if (!this.watchers.delete(w)) return;
+    const r = this.byResource.get(w.spec.res);
+    const name = w.spec.selector.onlyName;
+    if (!r) return;
+    if (name === undefined) r.other.delete(w);
+    else {
+      const set = r.byName.get(name);
+      set?.delete(w);
+      if (set?.size === 0) r.byName.delete(name);
+    }
+  }
+
+  private add(w: Watcher): void {
+    this.watchers.add(w);
+    let r = this.byResource.get(w.spec.res);
+    if (!r) this.byResource.set(w.spec.res, (r = { byName: new Map(), other: new Set() }));
+    const name = w.spec.selector.onlyName;
+    if (name === undefined) r.other.add(w);
+    else {
+      let set = r.byName.get(name);
+      if (!set) r.byName.set(name, (set = new Set()));
+      set.add(w);
+    }
   }
 
   private dispatch(e: StoreEvent): void {
-    for (const w of this.watchers) {
+    const r = this.byResource.get(e.res);
+    if (!r) return;
+    // Watches that see the same event at the same version get the same line: encode it once.
+    const lines = new Map<string, string>();
+    const offer = (w: Watcher): void => {
       const t = w.transition(e);
-      if (t) w.send(w.line(t.type, t.obj));
-    }
+      if (!t) return;
+      if (w.spec.table) return w.send(w.line(t.type, t.obj));
+      const k = `${t.type} ${w.spec.version}`;
+      let l = lines.get(k);
+      if (l === undefined || t.obj !== e.obj) l = w.line(t.type, t.obj);
+      if (t.obj === e.obj) lines.set(k, l);
+      w.send(l);
+    };
+    const named = r.byName.get(e.obj.metadata.name);
+    if (named) for (const w of [...named]) offer(w);
+    for (const w of [...r.other]) offer(w);
   }
 
   /** Serve one watch on `res` (the request has been validated). */
@@ -192,7 +239,7 @@ export class WatchHub {
         if (t) w.send(w.line(t.type, t.obj));
       }
     }
-    this.watchers.add(w);
+    this.add(w);
     res.on('close', () => w.cleanup());
     if (spec.bookmarks) w.every(this.opts.bookmarkIntervalMs, () => w.send(w.bookmarkLine(this.store.currentRV())));
     w.after(spec.timeoutMs, () => {

@@ -387,3 +387,21 @@ t.test('options are validated up front', async (t) => {
   t.throws(() => new Reflector({ client: {} as KubeClient, resource: WF }), { message: /client/ });
   t.throws(() => new Reflector({ client, resource: WF, watchTimeoutMs: 10 }), { message: /watchTimeoutMs/ });
 });
+
+t.test('backoff starts again from BACKOFF_INITIAL after a healthy watch (a second outage does not inherit the first one\'s delays)', async (t) => {
+  const h = await harness(t, async (req, res) => {
+    if (!isWatch(req)) return sendJson(res, 200, list('5', [wf('a', '5')]));
+    const n = h.watches().length;
+    // Outage 1: watches 1-4 fail; watch 5 is served and moves the resourceVersion; outage 2: watches 6-7 fail.
+    if (n <= 4 || n === 6 || n === 7) return sendJson(res, 503, kubeStatus(503, 'ServiceUnavailable', 'restarting'));
+    startWatch(res);
+    res.write(eventLine('MODIFIED', wf('a', String(10 + n))));
+    if (n === 5) res.end();
+  }, { backoffInitialMs: 40, backoffMaxMs: 5000 });
+  await waitUntil(() => h.r.lastSyncResourceVersion === '18', 'recovery after the second outage', 20_000);
+  const delays = h.logs().split('\n').filter((l) => l.includes('watch failed; resuming')).map((l) => (JSON.parse(l) as { delay: number }).delay);
+  t.equal(delays.length, 6, 'six failed watches');
+  // Ceilings 40, 80, 160, 320 in the first outage; after watch 5 the sequence starts again at 40.
+  t.ok(delays[3]! >= 160, `the fourth delay of the first outage grew (${delays[3]} ms)`);
+  t.ok(delays[4]! <= 40 && delays[5]! <= 80, `the second outage starts again from the initial delay (${delays[4]}, ${delays[5]} ms)`);
+});

@@ -189,8 +189,13 @@ export async function runCrashLoop(opts: CrashOptions): Promise<CrashReport> {
       return { kills: opts.kills, midWrite, duringStart, jobs: ids.length, convergeMs, problems };
     } finally {
       d.proc.kill('SIGTERM');
-      await Promise.race([d.exited, new Promise((r) => setTimeout(r, 5000))]);
+      // The 5 s limit's timer is cleared once the daemon has exited: left running it held the
+      // process for up to 5 s after the file's tests, as long as exit-when-done's grace.
+      let limit: NodeJS.Timeout | undefined;
+      await Promise.race([d.exited, new Promise((r) => (limit = setTimeout(r, 5000)))]);
+      clearTimeout(limit);
       d.proc.kill('SIGKILL');
+      await d.exited;
     }
   } finally {
     await h.close();

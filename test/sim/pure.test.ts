@@ -1,4 +1,5 @@
 import t from 'tap';
+import { cloneJson } from '../../src/sim/json-clone.js';
 import { applyJsonPatch, applyMergePatch, parseJsonPatch } from '../../src/sim/patch.js';
 import { parseFieldSelector, parseLabelSelector, parseSelectors } from '../../src/sim/selectors.js';
 import { humanDuration, tableRequested } from '../../src/sim/table.js';
@@ -125,4 +126,26 @@ t.test('port ranges', async (t) => {
   t.same(parsePortsOption('4000-4999, 5000'), { mode: 'range', spec: ['4000-4999', 5000] });
   t.throws(() => parsePortsOption('abc'), RangeError);
   t.throws(() => parsePortsOption('5-1'), /no usable port/);
+});
+
+t.test('cloneJson: a deep copy of JSON data; __proto__ stays an own key', async (t) => {
+  const src = JSON.parse('{"a":{"b":[1,{"c":"d"}]},"n":null,"__proto__":{"polluted":true}}') as Record<string, unknown>;
+  const copy = cloneJson(src);
+  t.same(copy, src);
+  (copy.a as { b: unknown[] }).b.push(2);
+  t.same((src.a as { b: unknown[] }).b, [1, { c: 'd' }], 'the copy shares nothing');
+  t.equal(Object.getPrototypeOf(copy), Object.prototype, 'no prototype from the data');
+  t.same(Object.getOwnPropertyDescriptor(copy, '__proto__')?.value, { polluted: true });
+  t.equal(({} as Record<string, unknown>).polluted, undefined);
+  const merged = applyMergePatch({ a: { b: 1 } }, JSON.parse('{"__proto__":{"x":1},"a":{"c":2}}')) as Record<string, unknown>;
+  t.equal(Object.getPrototypeOf(merged), Object.prototype, 'a merge patch cannot set the prototype');
+  t.same(merged.a, { b: 1, c: 2 });
+});
+
+t.test('selectors: onlyName names the one object a metadata.name= selector can match', async (t) => {
+  t.equal(parseFieldSelector('metadata.name=a').onlyName, 'a');
+  t.equal(parseFieldSelector('metadata.namespace=x,metadata.name==b').onlyName, 'b');
+  t.equal(parseFieldSelector('metadata.name!=a').onlyName, undefined);
+  t.equal(parseSelectors('metadata.name=c', 'tier=x').onlyName, 'c');
+  t.equal(parseSelectors(undefined, 'tier=x').onlyName, undefined);
 });

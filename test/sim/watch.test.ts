@@ -185,3 +185,39 @@ t.test('a Table watch (kubectl get -w)', async (t) => {
   t.equal(e.object.kind, 'Table');
   t.same(e.object.rows[0].cells.slice(0, 4), ['a', 'Setup', false, 'DriverWait']);
 });
+
+t.test('watches of one name (indexed by name in the hub) see that object only, closed ones nothing', async (t) => {
+  const sim = await startSimulator({ controllers: false });
+  t.teardown(() => sim.close());
+  sim.create(WORKFLOWS, wf('a'));
+  sim.create(WORKFLOWS, wf('b'));
+  sim.create(WORKFLOWS, wf('a', {}, 'other'));
+  const rv = sim.currentResourceVersion();
+  const sel = (s: string) => encodeURIComponent(s);
+  const a1 = openWatch(sim, `${WF}?watch=1&resourceVersion=${rv}&fieldSelector=${sel('metadata.name=a')}`);
+  const a2 = openWatch(sim, `${WF}?watch=1&resourceVersion=${rv}&fieldSelector=${sel('metadata.namespace=default,metadata.name==a')}&labelSelector=${sel('!gone')}`);
+  const b = openWatch(sim, `${WF}?watch=1&resourceVersion=${rv}&fieldSelector=${sel('metadata.name=b')}`);
+  const all = openWatch(sim, `${WF}?watch=1&resourceVersion=${rv}`);
+  const closed = openWatch(sim, `${WF}?watch=1&resourceVersion=${rv}&fieldSelector=${sel('metadata.name=a')}`);
+  t.teardown(() => [a1, a2, b, all].forEach((w) => w.close()));
+  await waitForCount(() => sim.watchCount() === 5);
+  closed.close();
+  await waitForCount(() => sim.watchCount() === 4);
+
+  sim.patchMerge(WORKFLOWS, 'other', 'a', { metadata: { labels: { x: '1' } } });
+  sim.patchMerge(WORKFLOWS, 'default', 'a', { metadata: { labels: { x: '2' } } });
+  sim.patchMerge(WORKFLOWS, 'default', 'b', { metadata: { labels: { x: '3' } } });
+  sim.patchMerge(WORKFLOWS, 'default', 'a', { metadata: { labels: { gone: 'y' } } });
+  const names = (w: typeof a1, n: number) => Promise.all(Array.from({ length: n }, () => w.next())).then((es) => es.map((e) => `${e.type} ${e.object.metadata.name} ${JSON.stringify(e.object.metadata.labels)}`));
+  t.same(await names(a1, 2), ['MODIFIED a {"x":"2"}', 'MODIFIED a {"x":"2","gone":"y"}'], 'the default namespace\'s a, not other/a');
+  t.same(await names(a2, 2), ['MODIFIED a {"x":"2"}', 'DELETED a {"x":"2"}'], 'the same event, then leaving its label selector');
+  t.same(await names(b, 1), ['MODIFIED b {"x":"3"}']);
+  t.same(await names(all, 3), ['MODIFIED a {"x":"2"}', 'MODIFIED b {"x":"3"}', 'MODIFIED a {"x":"2","gone":"y"}']);
+  await new Promise((r) => setTimeout(r, 50));
+  t.same([a1, b, all].map((w) => w.pending().length), [0, 0, 0], 'nothing else arrived');
+});
+
+async function waitForCount(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  if (!ok()) throw new Error('watch count not reached in 2 s');
+}
