@@ -29,6 +29,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -66,7 +67,14 @@ const common = {
 // from the build when that path runs, so that the common path does not parse them: the full
 // config loader (a config file the light reader is unsure of) and the prolog's notice writer
 // (daemon down or timed out; it brings the atomic writer and the env-file renderer).
-const COLD = ['config/load.js', 'cli/prolog-notice.js'].map((m) => resolve(buildDir, 'src', m));
+const COLD = ['config/load.js', 'fs/prolog-notice.js'].map((m) => resolve(buildDir, 'src', m));
+// A cold module that moved would be inlined without a word: the build stops instead.
+for (const path of COLD) {
+  if (!existsSync(path)) {
+    console.error(`bundle-cli: cold module ${relative(buildDir, path)} does not exist (moved? update COLD)`);
+    process.exit(1);
+  }
+}
 const coldImports = {
   name: 'cold-imports',
   setup(b) {

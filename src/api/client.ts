@@ -109,8 +109,7 @@ export function requestJson(
         finish(undefined, { status: res.status, body: parsed });
       },
       (e: unknown) => {
-        const code = (e as { code?: unknown } | null)?.code;
-        finish(code === 'BAD_RESPONSE' ? new DaemonApiError(0, 'BAD_RESPONSE', (e as Error).message) : translateSocketError(socketPath, e));
+        finish(errnoCode(e) === 'BAD_RESPONSE' ? new DaemonApiError(0, 'BAD_RESPONSE', (e as Error).message) : translateSocketError(socketPath, e));
       },
     );
     const timer = setTimeout(() => {

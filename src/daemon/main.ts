@@ -102,7 +102,7 @@ async function loadKube() {
   return { KubeClient, resolveConnection, discoverDwsVersion };
 }
 
-async function discoverVersion(discoverDwsVersion: Awaited<ReturnType<typeof loadKube>>['discoverDwsVersion'], client: KubeClient, configured: Config['DWS_API_VERSION'], waitMs: number, logger: Logger, signal: AbortSignal): Promise<DwsVersion> {
+async function discoverVersion(discoverDwsVersion: typeof import('../kube/discovery.js').discoverDwsVersion, client: KubeClient, configured: Config['DWS_API_VERSION'], waitMs: number, logger: Logger, signal: AbortSignal): Promise<DwsVersion> {
   if (configured !== 'auto') return configured as DwsVersion;
   const until = Date.now() + waitMs;
   // Not installed / no known version is a real answer; connection trouble is waited out.

@@ -24,9 +24,8 @@ import { errnoCode, errorMessage } from '../core/errors.js';
 import { formatJobId } from '../contract/jobid.js';
 import type { JobStatus } from '../contract/job-status.js';
 import { PROLOG_FIFO_NAME, endedDirOf, prologSpoolDirOf, spoolDaemonFileOf } from '../contract/job-paths.js';
-import { workflowNameFor } from '../domain/workflow-name.js';
 import {
-  describeFinal, isFinalStatus, nodeErrorOutcome, perilogLogLine, timeoutOutcome, type NodeErrorPolicy, type PrologOutcome,
+  describeFinal, isFinalStatus, nodeErrorOutcome, perilogLogLine, timeoutOutcome, workflowLabel, type NodeErrorPolicy, type PrologOutcome,
 } from '../domain/prolog-outcome.js';
 import { removeFileNoFollow, writeFileAtomic } from '../fs/atomic-file.js';
 import { writePrologTimeoutNotice } from '../fs/prolog-notice.js';
@@ -247,19 +246,18 @@ export class PerilogSpool {
     const policy = cfg.PROLOG_ON_NODE_ERROR as NodeErrorPolicy;
     let status: JobStatus | undefined;
     let outcome: PrologOutcome;
+    let untracked = false;
     try {
       status = (await this.opts.jobs.track(id, userID, { hasDw: true })).status;
       if (!isFinalStatus(status)) {
         const left = cfg.PROLOG_TIMEOUT - (performance.now() - started);
         const seen = await this.opts.jobs.waitFinal(id, left, this.abort.signal);
-        if (seen === undefined) {
-          // Untracked meanwhile: the job ended (canceled) and its epilog ran; nobody reads this.
-          outcome = { result: 'not waited for: the job was untracked (it ended) before its environment was final', exitCode: 0 };
-          return answerLine(outcome, perilogLogLine('prolog', formatJobId(id, 'f58'), label(cfg, id, status), outcome.result, performance.now() - started));
-        }
-        status = seen;
+        // Untracked meanwhile: the job ended (canceled) and its epilog ran; nobody reads this.
+        if (seen === undefined) untracked = true;
+        else status = seen;
       }
-      if (isFinalStatus(status)) outcome = { result: describeFinal(status), exitCode: 0 };
+      if (untracked) outcome = { result: 'not waited for: the job was untracked (it ended) before its environment was final', exitCode: 0 };
+      else if (isFinalStatus(status)) outcome = { result: describeFinal(status), exitCode: 0 };
       // Stopping: no answer. The script sees this process gone and asks again with `nnf-env
       // prolog`, which reaches the restarted daemon (or writes the daemon-down notice).
       else if (this.abort.signal.aborted) return null;
@@ -281,19 +279,10 @@ export class PerilogSpool {
       }
     } catch (err) {
       if (this.abort.signal.aborted) return null;
-      const e = err as { describe?: () => string } | null;
-      outcome = nodeErrorOutcome(typeof e?.describe === 'function' ? e.describe() : errorMessage(err), policy);
+      outcome = nodeErrorOutcome(errorMessage(err), policy);
     }
-    return answerLine(outcome, perilogLogLine('prolog', formatJobId(id, 'f58'), label(cfg, id, status), outcome.result, performance.now() - started));
-  }
-}
-
-function label(cfg: PerilogSpoolConfig, id: bigint, status: JobStatus | undefined): string {
-  if (status?.workflow) return `${status.workflow.namespace}/${status.workflow.name}`;
-  try {
-    return `${cfg.WORKFLOW_NAMESPACE}/${workflowNameFor(cfg.WORKFLOW_NAME_TEMPLATE, id)}`;
-  } catch {
-    return '-';
+    const wf = workflowLabel(status, id, { namespace: cfg.WORKFLOW_NAMESPACE, template: cfg.WORKFLOW_NAME_TEMPLATE });
+    return answerLine(outcome, perilogLogLine('prolog', formatJobId(id, 'f58'), wf, outcome.result, performance.now() - started));
   }
 }
 

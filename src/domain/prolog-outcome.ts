@@ -1,10 +1,11 @@
 /**
  * What the Flux prolog says and exits with for a job, whoever answers it: `nnf-env prolog`
  * (Node, over the control socket) or nnf-envd itself through the prolog spool (the sh fast path,
- * ../daemon/prolog-spool.ts). One piece of code for the text, so both paths print the same line.
+ * ../daemon/perilog-spool.ts). One piece of code for the text, so both paths print the same line.
  * Pure.
  */
 import type { JobStatus } from '../contract/job-status.js';
+import { workflowNameFor } from './workflow-name.js';
 
 export type NodeErrorPolicy = 'pass' | 'fail';
 
@@ -51,6 +52,20 @@ export function isFinalStatus(status: JobStatus): boolean {
 export function timeoutOutcome(status: JobStatus, timeoutMs: number, policy: NodeErrorPolicy): PrologOutcome {
   const why = status.error ? `; daemon reports ${status.error.code}: ${status.error.message}` : '';
   return nodeErrorOutcome(`timed out after ${Math.round(timeoutMs / 1000)}s in phase ${status.phase}${why}`, policy);
+}
+
+/**
+ * The log line's `namespace/name`: the workflow the status names, else the one the name template
+ * gives (`naming` null: unknown, as when the configuration could not be read); '-' if neither.
+ */
+export function workflowLabel(status: JobStatus | null | undefined, id: bigint, naming: { namespace: string; template: string } | null): string {
+  if (status?.workflow) return `${status.workflow.namespace}/${status.workflow.name}`;
+  if (!naming) return '-';
+  try {
+    return `${naming.namespace}/${workflowNameFor(naming.template, id)}`;
+  } catch {
+    return '-';
+  }
 }
 
 /** `nnf-env prolog: job ƒX workflow ns/name <result> in <ms>ms` */

@@ -181,14 +181,6 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
   private listedOnce = false;
   private watchesStarted = 0;
   private expiredStreak = 0;
-  /**
-   * The last watch was served (200) for at least minWatchMs or moved the resourceVersion: the
-   * server was healthy, so the next failure is a new outage and its backoff starts again from
-   * BACKOFF_INITIAL. Without this the attempt count only reset after 4 x BACKOFF_MAX without a
-   * failure, and a second outage within minutes of the first waited up to BACKOFF_MAX after
-   * the server was back.
-   */
-  private lastWatchHealthy = false;
   private currentState: ReflectorState = 'stopped';
   private lastErr: { code: string; message: string; at: string } | undefined;
 
@@ -309,7 +301,6 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         }
         const rvBefore = this.rv;
         const out = await this.watchOnce(rvBefore);
-        if (this.lastWatchHealthy) this.backoff.reset();
         if (out.reason === 'silence') {
           this.counters.silences++;
           this.log.warn({ silenceTimeoutMs: this.opts.silenceTimeoutMs, resourceVersion: this.rv }, 'watch silent too long: dropped, resuming');
@@ -321,8 +312,6 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
         }
       } catch (err) {
         if (signal.aborted) break;
-        if (this.lastWatchHealthy) this.backoff.reset();
-        this.lastWatchHealthy = false;
         if (err instanceof KubeApiError && err.status === 410) {
           needList = true;
           this.expiredStreak++;
@@ -398,7 +387,6 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
 
   private async watchOnce(rvBefore: string): Promise<WatchOutcome> {
     const o = this.opts;
-    this.lastWatchHealthy = false;
     let connectedAt: number | undefined;
     const stop = this.abort.signal;
     const ac = new AbortController();
@@ -456,7 +444,11 @@ export class Reflector<T extends KubeObject> extends EventEmitter<ReflectorEvent
       if (silenced && !stop.aborted) return { reason: 'silence', lines, durationMs: performance.now() - started };
       throw err;
     } finally {
-      this.lastWatchHealthy = this.rv !== rvBefore || (connectedAt !== undefined && performance.now() - connectedAt >= o.minWatchMs);
+      // Served for at least minWatchMs, or the resourceVersion moved: the server was healthy, so
+      // the next failure is a new outage and its backoff starts again from BACKOFF_INITIAL (else
+      // the attempt count only reset after 4 x BACKOFF_MAX without a failure, and a second outage
+      // within minutes of the first waited up to BACKOFF_MAX after the server was back).
+      if (this.rv !== rvBefore || (connectedAt !== undefined && performance.now() - connectedAt >= o.minWatchMs)) this.backoff.reset();
       silence.remove();
       stop.removeEventListener('abort', onStop);
       // Leaves no socket behind when a handler threw (ERROR event) mid-stream.

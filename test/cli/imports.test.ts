@@ -102,3 +102,13 @@ t.test('the other job-script commands load no heavy package either', async (t) =
     t.same(packagesIn(urls).filter((p) => HEAVY.includes(p)), [], `${args[0]}`);
   }
 });
+
+t.test('the prolog\'s bundle leaves its rare paths out (scripts/bundle-cli.mjs COLD)', { skip: nnfEnvBin === nnfEnvBundle ? false : 'a tsc-only build has no bundles' }, async (t) => {
+  // A cold module inlined is parsed by every prolog; a cold module that moved used to be inlined
+  // without a word. Its code must stay behind an import() of the compiled ES module.
+  const text = await readFile(join(dirname(nnfEnvBundle), 'nnf-env-prolog.cjs'), 'utf8');
+  for (const [module, definition] of [['fs/prolog-notice.js', 'function writeDaemonDownNotice('], ['config/load.js', 'function loadConfig(']] as const) {
+    t.notOk(text.includes(definition), `${module}: not inlined`);
+    t.ok(text.includes(`import("./../${module}")`), `${module}: loaded by import() when needed`);
+  }
+});

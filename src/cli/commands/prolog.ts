@@ -20,7 +20,7 @@ import { parseId } from '../../contract/ids.js';
 
 // The outcome text is shared with nnf-envd's prolog spool (the sh fast path): one piece of code.
 export { describeFinal, nodeErrorOutcome, type NodeErrorPolicy, type PrologOutcome } from '../../domain/prolog-outcome.js';
-import { describeFinal, isFinalStatus, nodeErrorOutcome, perilogLogLine, timeoutOutcome, type NodeErrorPolicy, type PrologOutcome } from '../../domain/prolog-outcome.js';
+import { describeFinal, isFinalStatus, nodeErrorOutcome, perilogLogLine, timeoutOutcome, workflowLabel, type NodeErrorPolicy, type PrologOutcome } from '../../domain/prolog-outcome.js';
 
 async function prologAction(opts: { config?: string }): Promise<void> {
   const started = performance.now();
@@ -102,17 +102,6 @@ export async function perilogJob(env: Env): Promise<PerilogJob> {
   return { id, f58: formatJobId(id, 'f58') };
 }
 
-export async function workflowLabelFor(settings: NodeSettings | null, id: bigint, status: JobStatus | null): Promise<string> {
-  if (status?.workflow) return `${status.workflow.namespace}/${status.workflow.name}`;
-  if (!settings) return '-';
-  try {
-    const { workflowNameFor } = await import('../../domain/workflow-name.js');
-    return `${settings.workflowNamespace}/${workflowNameFor(settings.workflowNameTemplate, id)}`;
-  } catch {
-    return '-';
-  }
-}
-
 /** Longest single long poll; the loop asks again until PROLOG_TIMEOUT. */
 const LONG_POLL_MS = 5 * 60_000;
 
@@ -141,12 +130,12 @@ export async function runProlog(run: PrologRun): Promise<{ line: string; exitCod
     const userID = parseUserId(run.env.FLUX_JOB_USERID);
     const deadline = run.started + settings.prologTimeoutMs;
     status = (await client.trackJob(settings.socketPath, job.id, userID)).status;
-    while (!isFinal(status)) {
+    while (!isFinalStatus(status)) {
       const left = deadline - performance.now();
       if (left <= 0) break;
       status = await client.getJob(settings.socketPath, job.id, { wait: true, timeoutMs: Math.min(left, LONG_POLL_MS) });
     }
-    if (isFinal(status)) outcome = { result: describeFinal(status), exitCode: 0 };
+    if (isFinalStatus(status)) outcome = { result: describeFinal(status), exitCode: 0 };
     else {
       outcome = timeoutOutcome(status, settings.prologTimeoutMs, settings.onNodeError);
       // The job runs without its variables and the daemon writes no env file until delivery:
@@ -220,8 +209,6 @@ export async function policyWithoutConfig(env: Env, configFile: string | undefin
   return 'pass';
 }
 
-const isFinal = isFinalStatus;
-
 function parseUserId(text: string | undefined): number {
   const n = parseId(text);
   if (n === undefined) throw new Error(`FLUX_JOB_USERID ${JSON.stringify(text ?? null)} is not a user id (0 to 4294967294)`);
@@ -244,6 +231,6 @@ export async function logLine(
   result: string,
   started: number,
 ): Promise<string> {
-  const wf = job ? await workflowLabelFor(settings, job.id, status) : '-';
+  const wf = job ? workflowLabel(status, job.id, settings ? { namespace: settings.workflowNamespace, template: settings.workflowNameTemplate } : null) : '-';
   return perilogLogLine(which, job?.f58 ?? null, wf, result, performance.now() - started);
 }
