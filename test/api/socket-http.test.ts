@@ -26,6 +26,19 @@ async function listen(server: Server | HttpServer): Promise<string> {
 }
 
 /** A raw server: reads the request head, then sends `response` (bytes as given) and closes. */
+/** Writes `text` in pieces of `size` bytes, `ms` apart: a response that arrives slowly. */
+function dribble(s: Socket, text: string, size: number, ms: number): void {
+  const bytes = Buffer.from(text);
+  let i = 0;
+  const step = () => {
+    if (i >= bytes.length) return;
+    s.write(bytes.subarray(i, i + size));
+    i += size;
+    setTimeout(step, ms);
+  };
+  step();
+}
+
 async function rawServer(t: Test, response: string | Buffer | ((s: Socket) => void)): Promise<{ path: string; requests: string[] }> {
   const requests: string[] = [];
   const server = createNetServer((s) => {
@@ -89,17 +102,7 @@ t.test('body framings: content-length, chunked, end of connection, 204', async (
   t.same([a.status, a.body.length], [204, 0]);
 
   // Split across many writes: the parser waits for the whole body.
-  const slow = await rawServer(t, (s) => {
-    const bytes = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
-    let i = 0;
-    const step = () => {
-      if (i >= bytes.length) return;
-      s.write(bytes.subarray(i, i + 3));
-      i += 3;
-      setTimeout(step, 2);
-    };
-    step();
-  });
+  const slow = await rawServer(t, (s) => dribble(s, 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello', 3, 2));
   t.equal((await get(slow.path)).body.toString(), 'hello', 'a response in 3-byte pieces');
 });
 
@@ -158,16 +161,6 @@ t.test('large answers in many chunks: content-length and chunked arrive whole', 
   }
 
   // The end of a chunked message split across pieces: the last chunk's CRLF CRLF in 1-byte writes.
-  const split = await rawServer(t, (s) => {
-    const bytes = Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
-    let i = 0;
-    const step = () => {
-      if (i >= bytes.length) return;
-      s.write(bytes.subarray(i, i + 1));
-      i += 1;
-      setTimeout(step, 1);
-    };
-    step();
-  });
+  const split = await rawServer(t, (s) => dribble(s, 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n', 1, 1));
   t.equal((await get(split.path)).body.toString(), 'hello', 'chunked in 1-byte pieces');
 });
