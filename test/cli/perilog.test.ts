@@ -13,6 +13,7 @@ import { jobFiles } from '../../src/contract/job-paths.js';
 import { parseEnvFileWithFacts } from '../../src/contract/env-file.js';
 import { LuaPluginHarness } from '../lua/harness.js';
 import { repoRoot } from '../helpers/paths.js';
+import { SHIPPED_LIB, shippedPerilogSource, writePerilogScript } from '../helpers/perilog-scripts.js';
 import { baseEnv, makeSandbox, runCli, runShell, statusFor, writeJob, type Sandbox } from './job-files.js';
 import { reply, startStandIn, type StandInDaemon } from './stand-in-daemon.js';
 import type { JobStatus } from '../../src/contract/job-status.js';
@@ -316,16 +317,16 @@ t.test('epilog: untrack; exit 0 whatever happens', async (t) => {
 
 t.test('the Flux scripts in etc/flux/system/{prolog,epilog}.d', async (t) => {
   for (const which of ['prolog', 'epilog'] as const) {
-    const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', `${which}.d`, 'nnf-env'), 'utf8');
+    const source = await shippedPerilogSource(which);
     t.match(source, /^#!\/bin\/sh\n/);
-    t.match(source, /\/usr\/local\/bin\/nnf-env/, 'the path `nnf-env install --prefix` rewrites');
+    t.match(source, /^NNF_ENV=\/usr\/local\/bin\/nnf-env$/m, 'the path `nnf-env install --prefix` rewrites');
+    t.ok(source.includes(`PERILOG_LIB=${SHIPPED_LIB}\n`), 'the shared functions, by the path install rewrites');
     // The script with the binary replaced by a stub that records its arguments and fails.
     const stub = join(sb.root, `stub-${which}`);
     const record = join(sb.root, `args-${which}`);
     await writeFile(stub, `#!/bin/sh\necho "$@" > ${record}\necho "\${NODE_EXTRA_CA_CERTS-unset}" > ${record}.ca\nexit 3\n`);
     await chmod(stub, 0o755);
-    const script = join(sb.root, `${which}.sh`);
-    await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
+    const script = await writePerilogScript(which, join(sb.root, `${which}.sh`), stub);
     // No runtime directory: the epilog cannot tell from files (never from this machine's /run).
     const noRun = { NNF_ENV_RUNTIME_DIR: join(sb.root, 'absent') };
     const r = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58, NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', ...noRun });
@@ -333,10 +334,17 @@ t.test('the Flux scripts in etc/flux/system/{prolog,epilog}.d', async (t) => {
     t.equal((await readFile(`${record}.ca`, 'utf8')).trim(), 'unset', `${which}: Node is not made to parse a CA bundle it does not use`);
     t.equal(r.code, which === 'prolog' ? 3 : 0, which === 'prolog' ? 'prolog: its exit code' : 'epilog: always 0');
     // Not installed: say so, exit 0 (a broken install must not drain the cluster).
-    await writeFile(script, source.replace('/usr/local/bin/nnf-env', join(sb.root, 'missing')), { mode: 0o755 });
+    await writePerilogScript(which, script, join(sb.root, 'missing'));
     const missing = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58, ...noRun });
     t.equal(missing.code, 0);
     t.match(missing.stderr, new RegExp(`nnf-env ${which}: .*missing is missing: job ${F58}`));
+    // The shared functions missing (a partial install): the Node path, as when unsure, and no
+    // shell error in the journal.
+    await rm(record, { force: true });
+    await writePerilogScript(which, script, stub, join(sb.root, 'no-such-lib.sh'));
+    const noLib = await runShell('/bin/sh', script, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', FLUX_JOB_ID: F58, FLUX_JOB_USERID: '0', ...noRun });
+    t.equal((await readFile(record, 'utf8')).trim(), which, `${which} without perilog-lib.sh: nnf-env ${which} decides`);
+    t.equal(noLib.stderr, '', `${which} without perilog-lib.sh: nothing on stderr`);
   }
 });
 
@@ -364,12 +372,10 @@ t.test('jobs without attributes.system.dw: the scripts answer from the jobspec, 
   // Stand-in `flux job info ID jobspec`: prints the file, or fails as flux does for an unknown job.
   await writeFile(join(bin, 'flux'), `#!/bin/sh\n[ "$1 $2 $4" = "job info jobspec" ] && [ "$3" = "$EXPECT_ID" ] || { echo "flux-job: $3: job not found" >&2; exit 1; }\n[ -f ${spec} ] || { echo "flux-job: job info: No such file or directory" >&2; exit 1; }\nexec cat ${spec}\n`, { mode: 0o755 });
   for (const which of ['prolog', 'epilog'] as const) {
-    const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', `${which}.d`, 'nnf-env'), 'utf8');
     const stub = join(sb.root, `stub2-${which}`);
     const record = join(sb.root, `ran-${which}`);
     await writeFile(stub, `#!/bin/sh\necho ran >> ${record}\n`, { mode: 0o755 });
-    const script = join(sb.root, `${which}2.sh`);
-    await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
+    const script = await writePerilogScript(which, join(sb.root, `${which}2.sh`), stub);
     const ran = async (specText: string | null, id = F58): Promise<boolean> => {
       await rm(record, { force: true });
       if (specText === null) await rm(spec, { force: true });
@@ -403,12 +409,10 @@ t.test('prolog: flux-job from FLUX_EXEC_PATH runs directly, without the flux fro
   await writeFile(join(front, 'flux'), standIn('flux'), { mode: 0o755 });
   await writeFile(join(cmd, 'flux-job'), standIn('flux-job'), { mode: 0o755 });
   await writeFile(join(rel, 'flux-job'), standIn('relative-flux-job'), { mode: 0o755 });
-  const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', 'prolog.d', 'nnf-env'), 'utf8');
   const record = join(root, 'ran');
   const stub = join(root, 'nnf-env');
   await writeFile(stub, `#!/bin/sh\necho ran >> ${record}\n`, { mode: 0o755 });
-  const script = join(root, 'prolog.sh');
-  await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
+  const script = await writePerilogScript('prolog', join(root, 'prolog.sh'), stub);
   const run = async (execPath: string | undefined): Promise<string[]> => {
     await rm(calls, { force: true });
     const env: Record<string, string> = { PATH: `${front}:/usr/sbin:/usr/bin:/sbin:/bin`, FLUX_JOB_ID: F58, NNF_ENV_RUNTIME_DIR: join(root, 'absent') };
@@ -441,9 +445,7 @@ t.test('epilog: the job\'s files decide first; a job never tracked here costs no
   await writeFile(join(bin, 'flux'), `#!/bin/sh\necho "flux $*" >> ${calls}\necho '{"attributes": {"system": {"dw": "#DW jobdw type=xfs capacity=1GB name=s"}}}'\n`, { mode: 0o755 });
   const stub = join(root, 'nnf-env');
   await writeFile(stub, `#!/bin/sh\necho "nnf-env $*" >> ${calls}\n`, { mode: 0o755 });
-  const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', 'epilog.d', 'nnf-env'), 'utf8');
-  const script = join(root, 'epilog.sh');
-  await writeFile(script, source.replace('/usr/local/bin/nnf-env', stub), { mode: 0o755 });
+  const script = await writePerilogScript('epilog', join(root, 'epilog.sh'), stub);
   const conf = join(root, 'nnf-env.conf');
   const name = formatJobId(JOB, 'f58plain');
   const run = async (env: Record<string, string | undefined> = {}): Promise<string[]> => {

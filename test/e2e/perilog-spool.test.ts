@@ -11,7 +11,8 @@ import { chmod, chown, lstat, mkdir, readFile, readdir, rm, symlink, writeFile }
 import { join } from 'node:path';
 import { formatJobId } from '../../src/contract/jobid.js';
 import { eventually, exists, newJobId, startHarness, type Harness } from '../daemon/harness.js';
-import { nnfEnvBin, nnfEnvdBin, repoRoot } from '../helpers/paths.js';
+import { nnfEnvBin, nnfEnvdBin } from '../helpers/paths.js';
+import { writePerilogScript } from '../helpers/perilog-scripts.js';
 import { listJobs } from '../../src/api/client.js';
 import type { JobStatus } from '../../src/contract/job-status.js';
 
@@ -41,12 +42,7 @@ t.before(async () => {
   // The Node path: the real nnf-env, on the daemon's config file.
   const real = join(h.dir, 'nnf-env');
   await writeFile(real, `#!/bin/sh\necho "node $*" >> ${ranLog}\nexec '${process.execPath}' '${nnfEnvBin}' "$@"\n`, { mode: 0o755 });
-  const script = async (which: 'prolog' | 'epilog', nnfEnv: string, name: string) => {
-    const source = await readFile(join(repoRoot, 'etc', 'flux', 'system', `${which}.d`, 'nnf-env'), 'utf8');
-    const path = join(h.dir, name);
-    await writeFile(path, source.replace('/usr/local/bin/nnf-env', nnfEnv), { mode: 0o755 });
-    return path;
-  };
+  const script = (which: 'prolog' | 'epilog', nnfEnv: string, name: string) => writePerilogScript(which, join(h.dir, name), nnfEnv);
   prologSh = await script('prolog', refuse, 'prolog-fast');
   epilogSh = await script('epilog', refuse, 'epilog-fast');
   nodeProlog = await script('prolog', real, 'prolog-node');

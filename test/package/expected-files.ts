@@ -13,6 +13,7 @@ export async function expectedFiles(): Promise<Record<string, number>> {
     '/usr/lib/nnf-env/nnf-env-main.cjs': 0o644,
     '/usr/lib/systemd/system/nnf-envd.service': 0o644,
     '/usr/libexec/nnf-env/flux-perilog': 0o755,
+    '/usr/libexec/nnf-env/perilog-lib.sh': 0o644,
     '/etc/flux/system/prolog.d/nnf-env': 0o755,
     '/etc/flux/system/epilog.d/nnf-env': 0o755,
     '/etc/flux/shell/lua.d/nnf-env.lua': 0o644,

@@ -114,7 +114,11 @@ async function packageTests(): Promise<void> {
     t.equal(run(process.execPath, [join(root, 'usr/bin/nnf-env'), '--version']).trim(), version, 'version from the bundle (no package.json beside it)');
     t.equal(run(process.execPath, [join(root, 'usr/sbin/nnf-envd'), '--version']).trim(), version);
     t.equal(run(process.execPath, [join(root, 'usr/bin/nnf-env'), 'jobid', '--to', 'dec', 'f2']), '1\n', 'a command from /usr/lib/nnf-env/nnf-env-commands.cjs');
-    t.match(await readFile(join(root, 'etc/flux/system/prolog.d/nnf-env'), 'utf8'), /^NNF_ENV=\/usr\/bin\/nnf-env$/m, 'the prolog script runs the packaged bin');
+    for (const which of ['prolog', 'epilog']) {
+      const script = await readFile(join(root, `etc/flux/system/${which}.d/nnf-env`), 'utf8');
+      t.match(script, /^NNF_ENV=\/usr\/bin\/nnf-env$/m, `the ${which} script runs the packaged bin`);
+      t.match(script, /^PERILOG_LIB=\/usr\/libexec\/nnf-env\/perilog-lib\.sh$/m, `the ${which} script sources the packaged functions`);
+    }
     t.match(await readFile(join(root, 'usr/lib/systemd/system/nnf-envd.service'), 'utf8'), /^ExecStart=\/usr\/sbin\/nnf-envd$/m);
     t.match(await readFile(join(root, 'usr/share/nnf-env/flux-job-manager.toml'), 'utf8'), /"\/usr\/libexec\/nnf-env\/flux-perilog"/);
 

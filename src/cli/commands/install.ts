@@ -8,6 +8,7 @@
  *   <prefix>/share/nnf-env/        CRDs, the RBAC example, the Flux job-manager merge snippet
  *   /etc/systemd/system/*          whatever systemd/ holds (nnf-envd.service)
  *   <prefix>/libexec/nnf-env/flux-perilog   the perilog `command` (with and without the IMP)
+ *   <prefix>/libexec/nnf-env/perilog-lib.sh the functions the prolog.d and epilog.d scripts share
  *   <flux confdir>/system/{prolog,epilog}.d/nnf-env   where flux-run-system-scripts runs them
  *   <shell initrc dir>/lua.d/nnf-env.lua              where the job shell sources plugins
  *                                  (both asked of the instance: ../flux-instance.ts)
