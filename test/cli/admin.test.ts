@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { lookup } from 'node:dns/promises';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
@@ -179,9 +179,14 @@ async function healthyNode(t: Test, sim: Simulator): Promise<{ conf: Record<stri
   await writeFile(join(sb.root, 'flux-shell', 'lua.d', 'nnf-env.lua'), '-- plugin\n');
   await mkdir(join(sb.root, 'flux-conf.d'), { recursive: true });
   await writeFile(join(sb.root, 'flux-conf.d', 'job-manager.toml'), '[job-manager]\nplugins = [\n  { load = "dws-jobtap.so" },\n  { load = "perilog.so" },\n]\n');
+  // The scripts as install writes them: the bin and the shared functions by absolute path.
+  const installed = join(sb.root, 'installed');
+  await mkdir(installed, { recursive: true });
+  await writeFile(join(installed, 'nnf-env'), '#!/bin/sh\n', { mode: 0o755 });
+  await writeFile(join(installed, 'perilog-lib.sh'), ':\n');
   for (const d of ['prolog.d', 'epilog.d']) {
     await mkdir(join(fluxDir, d), { recursive: true });
-    await writeFile(join(fluxDir, d, 'nnf-env'), '#!/bin/sh\n');
+    await writeFile(join(fluxDir, d, 'nnf-env'), `#!/bin/sh\nNNF_ENV=${join(installed, 'nnf-env')}\nPERILOG_LIB=${join(installed, 'perilog-lib.sh')}\n`);
     await chmod(join(fluxDir, d, 'nnf-env'), 0o755);
   }
   await chmod(sb.jobsDir, 0o711);
@@ -223,6 +228,12 @@ t.test('doctor against the simulator', async (t) => {
     /^skip\s+least privilege\s+the server does not serve SelfSubjectAccessReview/m,
     /^all checks passed \(1 warning\)$/m,
   ]) t.match(ok.stdout, line);
+
+  // A partial install: the scripts name a lib that is not there (every #DW job would start Node).
+  await rename(join(sb.root, 'installed', 'perilog-lib.sh'), join(sb.root, 'installed', 'perilog-lib.sh.gone'));
+  const noLib = await doctor('d1l.conf', {});
+  await rename(join(sb.root, 'installed', 'perilog-lib.sh.gone'), join(sb.root, 'installed', 'perilog-lib.sh'));
+  t.match(noLib.stdout, new RegExp(`^warn\\s+flux\\s+.*name files that are not there: ${join(sb.root, 'installed', 'perilog-lib.sh')} \\(PERILOG_LIB\\)$`, 'm'));
 
   // WORKFLOW_TOKEN on: said plainly (a warning, not a failure).
   const tokens = await doctor('d1t.conf', { WORKFLOW_TOKEN: 'true' });

@@ -349,13 +349,40 @@ async function checkFluxScripts(fluxDir: string, source: string): Promise<CheckR
       missing.push(p);
     }
   }
-  if (missing.length === 0) return { check: 'flux', state: 'ok', detail: `${fluxDir}/prolog.d/nnf-env and epilog.d/nnf-env are in place (${source})` };
+  if (missing.length === 0) {
+    // What the scripts name by absolute path (`nnf-env install --prefix` writes them): a missing
+    // bin makes them skip nnf-env, a missing lib sends every #DW job the slow Node way.
+    const absent = await missingScriptTargets([`${fluxDir}/prolog.d/nnf-env`, `${fluxDir}/epilog.d/nnf-env`]);
+    if (absent.length > 0) {
+      return {
+        check: 'flux',
+        state: 'warn',
+        detail: `${fluxDir}/prolog.d/nnf-env and epilog.d/nnf-env name files that are not there: ${absent.join(', ')}`,
+        fix: 'nnf-env install again with the same --prefix (or reinstall the package)',
+      };
+    }
+    return { check: 'flux', state: 'ok', detail: `${fluxDir}/prolog.d/nnf-env and epilog.d/nnf-env are in place (${source})` };
+  }
   return {
     check: 'flux',
     state: 'warn',
     detail: `missing or not executable: ${missing.join(', ')} (${source}; jobs are not tracked unless DISCOVERY=computes)`,
     fix: 'nnf-env install; and enable perilog.so with per-rank = true (docs/ADMIN-FLUX.md)',
   };
+}
+
+/** The NNF_ENV= and PERILOG_LIB= paths of the installed scripts that do not exist (or cannot be read). */
+async function missingScriptTargets(scripts: string[]): Promise<string[]> {
+  const { access, constants, readFile } = await import('node:fs/promises');
+  const absent = new Set<string>();
+  for (const script of scripts) {
+    const text = await readFile(script, 'utf8').catch(() => '');
+    for (const m of text.matchAll(/^(NNF_ENV|PERILOG_LIB)=(\/\S+)$/gm)) {
+      const target = m[2]!;
+      await access(target, m[1] === 'NNF_ENV' ? constants.X_OK : constants.R_OK).catch(() => absent.add(`${target} (${m[1]})`));
+    }
+  }
+  return [...absent];
 }
 
 /**
